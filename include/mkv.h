@@ -1,0 +1,358 @@
+/*
+ * libmkv: MongoDB as a key-value store.
+ *
+ * Each key is one document {"_id": <key>, "value": <any BSON value>} in one
+ * collection. Every operation has a blocking form, which any thread may call
+ * on a shared handle, and an _async form, which runs on a libuv threadpool
+ * worker and calls back on the loop thread.
+ *
+ * Status codes: every function that returns int returns MKV_OK (0) on
+ * success or one of the negative MKV_E* codes below. Functions that take a
+ * bson_error_t *error also fill it on failure when it is not NULL. Its
+ * message names the operation and the key, and never contains the password
+ * of the URI. Its domain and code are libmongoc's when libmongoc reported
+ * the failure. Otherwise the domain is MKV_ERROR_DOMAIN and the code is the
+ * status converted to uint32_t, so that (int)error.code == status.
+ *
+ * Async contract: an _async function must be called on the thread that runs
+ * the loop it is given. When it returns 0 the operation was queued, and its
+ * callback then runs exactly once, on that loop's thread. When it returns a
+ * negative status the callback is never called.
+ */
+#ifndef MKV_H
+#define MKV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bson/bson.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(MKV_BUILDING) && defined(__GNUC__)
+#define MKV_EXTERN __attribute__((visibility("default")))
+#else
+#define MKV_EXTERN
+#endif
+
+#define MKV_VERSION_MAJOR 0
+#define MKV_VERSION_MINOR 1
+#define MKV_VERSION_PATCH 0
+#define MKV_VERSION_STRING "0.1.0"
+
+/*
+ * Status codes. X(name, value, message) feeds both mkv_strerror() and
+ * mkv_err_name(), so a code, its name and its message stay together.
+ */
+#define MKV_STATUS_MAP(X)                                                      \
+  X(OK, 0, "success")                                                          \
+  X(ENOTFOUND, -1, "key not found")                                            \
+  X(EINVAL, -2, "invalid argument")                                            \
+  X(ECONNECT, -3, "server unreachable or connection failed")                   \
+  X(ETIMEDOUT, -4, "operation timed out")                                      \
+  X(ESERVER, -5, "server rejected the operation")                              \
+  X(ECANCELED, -6, "operation canceled")                                       \
+  X(ECLOSED, -7, "handle is closing")                                          \
+  X(EBUSY, -8, "handle has operations in progress")                            \
+  X(ENOMEM, -9, "out of memory")
+
+typedef enum {
+#define MKV_STATUS_ENUM(name, value, message) MKV_##name = (value),
+  MKV_STATUS_MAP(MKV_STATUS_ENUM)
+#undef MKV_STATUS_ENUM
+} mkv_status_t;
+
+/* The bson_error_t domain of errors that mkv itself detects. */
+#define MKV_ERROR_DOMAIN 0x6d6b76
+
+/*
+ * Returns a static, human-readable message for a status ("key not found"),
+ * or "unknown status" for a value that is not an MKV_* code.
+ */
+MKV_EXTERN const char *mkv_strerror(int status);
+
+/*
+ * Returns the static name of a status ("MKV_ENOTFOUND"), or
+ * "MKV_UNKNOWN" for a value that is not an MKV_* code.
+ */
+MKV_EXTERN const char *mkv_err_name(int status);
+
+/* An open store: one connection pool, one database, one collection. */
+typedef struct mkv_s mkv_t;
+
+/*
+ * Options for mkv_open(). Zero-initialize the struct and set what you need;
+ * every zero or NULL field takes the default that its comment gives.
+ */
+typedef struct {
+  /* Database name, copied by mkv_open(). NULL means "mkv". */
+  const char *db_name;
+  /* Collection name, copied by mkv_open(). NULL means "kv". */
+  const char *collection_name;
+  /*
+   * How long an operation waits for a usable server, in milliseconds,
+   * before it fails with MKV_ECONNECT. 0 keeps the URI's
+   * serverSelectionTimeoutMS, or libmongoc's default of 30000.
+   */
+  int32_t server_selection_timeout_ms;
+  /*
+   * How long one network read or write may block, in milliseconds, before
+   * the operation fails with MKV_ETIMEDOUT. 0 keeps the URI's
+   * socketTimeoutMS, or else mkv's default of 30000 (libmongoc's own
+   * default is 300000, five minutes, which would hold a worker that long).
+   */
+  int32_t socket_timeout_ms;
+  /*
+   * The most _async operations that this handle keeps on the libuv
+   * threadpool at once; the rest wait in mkv's own queue in call order.
+   * 0 means the threadpool size minus one (UV_THREADPOOL_SIZE, libuv's
+   * default 4, so 3), which leaves a thread for uv_fs_* and
+   * uv_getaddrinfo work even while the server does not answer.
+   */
+  unsigned max_in_flight;
+} mkv_options_t;
+
+/*
+ * Opens a store on the MongoDB server that `uri` names.
+ *
+ * Parses and checks the URI and creates the connection pool, but does not
+ * contact the server: the first operation does, and a server that cannot be
+ * reached shows up there as MKV_ECONNECT. mkv_ping() checks at once.
+ * Initializes libmongoc on first use (see mkv_init()).
+ *
+ * Timeouts that apply when neither the URI nor `options` sets them:
+ * serverSelectionTimeoutMS 30000 and connectTimeoutMS 10000 (libmongoc's
+ * defaults), socketTimeoutMS 30000 (mkv's, in place of libmongoc's 300000)
+ * and waitQueueTimeoutMS 30000 (mkv's, in place of libmongoc's unbounded
+ * wait), the longest time an operation waits for a free client when all
+ * maxPoolSize clients (default 100) are busy.
+ *
+ * db:      out; receives the handle, to be released with mkv_close() or
+ *          mkv_close_async(). Set to NULL on failure.
+ * uri:     borrowed; a mongodb:// or mongodb+srv:// connection string.
+ * options: borrowed, may be NULL; the strings in it are copied.
+ * error:   may be NULL.
+ *
+ * Returns MKV_OK, MKV_EINVAL (NULL db or uri, a URI that does not parse, an
+ * empty or invalid database or collection name), or MKV_ENOMEM.
+ */
+MKV_EXTERN int mkv_open(mkv_t **db, const char *uri,
+                        const mkv_options_t *options, bson_error_t *error);
+
+/*
+ * Initializes libmongoc for this process (mongoc_init()). mkv_open() calls
+ * it, so most programs never need to. It is safe to call any number of
+ * times from any thread. A program that also uses libmongoc directly may
+ * call mongoc_init() itself before or after; it must call mongoc_cleanup(),
+ * if at all, only after every mkv handle is closed, because mkv never calls
+ * it.
+ */
+MKV_EXTERN void mkv_init(void);
+
+/*
+ * Sends a ping command to the server and waits for the reply.
+ *
+ * Returns MKV_OK, MKV_EINVAL (NULL db), MKV_ECONNECT, MKV_ETIMEDOUT,
+ * MKV_ESERVER, MKV_ECLOSED or MKV_ENOMEM. Thread-safe.
+ */
+MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
+
+/*
+ * Closes the handle and frees it with its connection pool.
+ *
+ * Returns MKV_OK when the handle was freed; db must not be used again.
+ * Returns MKV_EBUSY and keeps the handle open when _async operations have
+ * not yet called back or blocking operations are still running on other
+ * threads, MKV_ECLOSED when mkv_close_async() was already called on it, and
+ * MKV_EINVAL for a NULL db.
+ */
+MKV_EXTERN int mkv_close(mkv_t *db);
+
+/* Values ---------------------------------------------------------------- */
+
+/*
+ * Value helpers. Each returns a bson_value_t that borrows its argument and
+ * owns nothing: do not pass it to bson_value_destroy(). The string passed to
+ * mkv_str() must be NUL-terminated UTF-8 and outlive the value's use.
+ */
+MKV_EXTERN bson_value_t mkv_str(const char *str);
+MKV_EXTERN bson_value_t mkv_int64(int64_t number);
+MKV_EXTERN bson_value_t mkv_double(double number);
+MKV_EXTERN bson_value_t mkv_bool(bool boolean);
+MKV_EXTERN bson_value_t mkv_null(void);
+
+/*
+ * Parses relaxed or canonical Extended JSON text of any one value: an
+ * object, array, string, number, true, false, null, or a typed wrapper
+ * such as {"$oid": "..."} or {"$date": ...}.
+ *
+ * json:  borrowed, NUL-terminated UTF-8.
+ * value: out; on success an owned value, to be released with
+ *        bson_value_destroy(). Untouched on failure.
+ *
+ * Returns MKV_OK, MKV_EINVAL (NULL argument, invalid UTF-8, text that is
+ * not exactly one JSON value) or MKV_ENOMEM.
+ */
+MKV_EXTERN int mkv_json(const char *json, bson_value_t *value,
+                        bson_error_t *error);
+
+/*
+ * Renders a value as relaxed Extended JSON ("harrison", 42, {"a": [1]}).
+ * Returns a string to release with bson_free(), or NULL for a NULL or
+ * invalid value.
+ */
+MKV_EXTERN char *mkv_value_to_json(const bson_value_t *value);
+
+/* Keys ------------------------------------------------------------------ */
+
+/* The keys that mkv_all() returns. */
+typedef struct {
+  char **keys;  /* count strings, each NUL-terminated UTF-8 */
+  size_t count; /* number of keys */
+} mkv_keys_t;
+
+/* Frees every key and the array, then sets keys to NULL and count to 0. */
+MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
+
+/* Blocking operations ----------------------------------------------------
+ *
+ * Each may be called from any thread, concurrently, on one shared handle.
+ * Each takes a client from the pool for its duration and blocks the calling
+ * thread for up to the timeouts that mkv_open() lists. A key is a
+ * NUL-terminated UTF-8 string, borrowed for the call; invalid UTF-8 gets
+ * MKV_EINVAL and nothing is sent. Values are borrowed for the call.
+ *
+ * Statuses that any of them can return besides those listed: MKV_EINVAL
+ * (NULL db or other required argument), MKV_ECONNECT (no server could be
+ * selected in time, or the connection failed), MKV_ETIMEDOUT (the server
+ * did not answer within socketTimeoutMS, or no pooled client came free
+ * within waitQueueTimeoutMS), MKV_ESERVER (the server rejected the
+ * operation; the error holds its code and message), MKV_ECLOSED (the handle
+ * is closing) and MKV_ENOMEM.
+ */
+
+/*
+ * Stores `value` under `key`, replacing any value the key had.
+ *
+ * key:     borrowed; NULL makes a new ObjectId and uses its 24-character
+ *          hex string as the key.
+ * value:   borrowed; any BSON value. MKV_EINVAL for an invalid type, a
+ *          string or document that is not valid UTF-8, or a document
+ *          {_id, value} larger than 16 MiB; nothing is stored then.
+ * key_out: may be NULL; on success receives the key used, to be released
+ *          with bson_free(). Set to NULL on failure.
+ */
+MKV_EXTERN int mkv_set(mkv_t *db, const char *key, const bson_value_t *value,
+                       char **key_out, bson_error_t *error);
+
+/*
+ * Reads the value stored under `key`.
+ *
+ * value: out; on success an owned copy, to be released with
+ *        bson_value_destroy(). Untouched on failure.
+ *
+ * Returns MKV_ENOTFOUND when no document has this key, or when the
+ * document has no "value" field (it was not written by mkv).
+ */
+MKV_EXTERN int mkv_get(mkv_t *db, const char *key, bson_value_t *value,
+                       bson_error_t *error);
+
+/*
+ * Deletes `key`. Returns MKV_OK whether or not the key existed.
+ *
+ * removed: may be NULL; receives true when a document was deleted and
+ *          false when the key did not exist.
+ */
+MKV_EXTERN int mkv_remove(mkv_t *db, const char *key, bool *removed,
+                          bson_error_t *error);
+
+/*
+ * Lists every key in the collection, in the server's order.
+ *
+ * keys: out; on success owns the keys, to be released with
+ *       mkv_keys_destroy(). Set to empty on failure. A document whose _id
+ *       is not a string (one not written by mkv) is listed by the relaxed
+ *       Extended JSON of its _id, such as {"$oid": "..."}.
+ */
+MKV_EXTERN int mkv_all(mkv_t *db, mkv_keys_t *keys, bson_error_t *error);
+
+/* Deletes every document, and keeps the collection and its indexes. */
+MKV_EXTERN int mkv_purge(mkv_t *db, bson_error_t *error);
+
+/* Async operations -------------------------------------------------------
+ *
+ * Each queues the blocking operation of the same name to run on a libuv
+ * threadpool worker, with a client from the handle's pool, and then calls
+ * `cb` on the loop's thread. Call them only on the thread that runs
+ * `loop`; one handle may serve several loops.
+ *
+ * They copy the key and value before they return. They return MKV_OK when
+ * the operation was queued, and then `cb` runs exactly once. They return
+ * MKV_EINVAL (NULL db, loop, cb, or an invalid key or value), MKV_ECLOSED
+ * (the handle is closing) or MKV_ENOMEM without queuing, and then `cb` is
+ * never called.
+ *
+ * At most max_in_flight operations of a handle (see mkv_options_t) occupy
+ * the threadpool at once; the others wait in mkv's queue, in call order.
+ * A loop with none of its own operations on the threadpool may always
+ * start one, so that no loop waits on another's work.
+ *
+ * A callback may call any mkv function, mkv_close_async() included.
+ */
+
+/* The outcome of an _async operation; everything in it is borrowed. */
+typedef struct {
+  int status;                /* MKV_OK or a negative MKV_E* status */
+  const bson_error_t *error; /* details; message is "" on success */
+  const char *key;           /* set: the key used, auto keys included */
+  const bson_value_t *value; /* get: the value read, NULL otherwise */
+  bool removed;              /* remove: whether a document was deleted */
+  const mkv_keys_t *keys;    /* all: the keys read, NULL otherwise */
+} mkv_result_t;
+
+/*
+ * Called once per queued _async operation, on the loop's thread. `result`
+ * and everything it points to are valid only until the callback returns:
+ * copy what you keep (bson_value_copy(), bson_strdup()). `data` is the
+ * pointer given to the _async call.
+ */
+typedef void (*mkv_cb)(mkv_t *db, const mkv_result_t *result, void *data);
+
+MKV_EXTERN int mkv_set_async(mkv_t *db, uv_loop_t *loop, const char *key,
+                             const bson_value_t *value, mkv_cb cb, void *data);
+MKV_EXTERN int mkv_get_async(mkv_t *db, uv_loop_t *loop, const char *key,
+                             mkv_cb cb, void *data);
+MKV_EXTERN int mkv_remove_async(mkv_t *db, uv_loop_t *loop, const char *key,
+                                mkv_cb cb, void *data);
+MKV_EXTERN int mkv_all_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
+                             void *data);
+MKV_EXTERN int mkv_purge_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
+                               void *data);
+MKV_EXTERN int mkv_ping_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
+                              void *data);
+
+/*
+ * Closes the handle without blocking the loop.
+ *
+ * From this call on, every mkv call on the handle fails with MKV_ECLOSED.
+ * _async operations that have not started complete with MKV_ECANCELED,
+ * running ones and running blocking calls finish, the pool is destroyed on
+ * a threadpool worker, and then `cb` runs on this loop's thread with
+ * status MKV_OK. The handle is freed after `cb` returns, so `cb` may read
+ * `db` only as an identifier and must not call mkv functions on it.
+ *
+ * Returns MKV_OK, MKV_EINVAL (NULL db, loop or cb), MKV_ECLOSED (already
+ * closing) or MKV_ENOMEM; on failure `cb` is never called.
+ */
+MKV_EXTERN int mkv_close_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
+                               void *data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MKV_H */

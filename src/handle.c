@@ -1,0 +1,263 @@
+/* The handle: opening, the connection pool, and closing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "mkv-private.h"
+
+#define DEFAULT_DB_NAME "mkv"
+#define DEFAULT_COLLECTION_NAME "kv"
+#define DEFAULT_SOCKET_TIMEOUT_MS 30000
+#define DEFAULT_WAIT_QUEUE_TIMEOUT_MS 30000
+
+/* libuv's own default and upper bound for UV_THREADPOOL_SIZE (1.44). */
+#define UV_DEFAULT_THREADPOOL_SIZE 4
+#define UV_MAX_THREADPOOL_SIZE 1024
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+
+static void init_mongoc(void) { mongoc_init(); }
+
+void mkv_init(void) { pthread_once(&init_once, init_mongoc); }
+
+/* Reads the threadpool size the way libuv does when it starts the pool. */
+static unsigned threadpool_size(void) {
+  const char *env = getenv("UV_THREADPOOL_SIZE");
+  long size;
+
+  if (env == NULL)
+    return UV_DEFAULT_THREADPOOL_SIZE;
+  size = strtol(env, NULL, 10);
+  if (size < 1)
+    return 1;
+  if (size > UV_MAX_THREADPOOL_SIZE)
+    return UV_MAX_THREADPOOL_SIZE;
+  return (unsigned)size;
+}
+
+/*
+ * Finds the password in the user information of a URI that may not parse,
+ * so that a parse error can be scrubbed of it. Returns an owned copy, or
+ * NULL when there is none.
+ */
+static char *raw_uri_password(const char *uri) {
+  const char *start = strstr(uri, "://");
+  const char *end;
+  const char *at = NULL;
+  const char *colon;
+
+  if (start == NULL)
+    return NULL;
+  start += 3;
+  end = start + strcspn(start, "/?");
+  for (const char *p = start; p < end; p++) {
+    if (*p == '@')
+      at = p;
+  }
+  if (at == NULL)
+    return NULL;
+  colon = memchr(start, ':', (size_t)(at - start));
+  if (colon == NULL || colon + 1 == at)
+    return NULL;
+  return bson_strndup(colon + 1, (size_t)(at - colon - 1));
+}
+
+static int check_name(const char *name, const char *what, const char *banned,
+                      bson_error_t *error) {
+  if (name[0] == '\0' || !bson_utf8_validate(name, strlen(name), false) ||
+      strpbrk(name, banned) != NULL) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "mkv_open: invalid %s name \"%s\": it must be non-empty "
+                  "UTF-8 without any of \"%s\"",
+                  what, name, banned);
+    return MKV_EINVAL;
+  }
+  return MKV_OK;
+}
+
+/* Applies the timeouts from `options` and mkv's defaults to the URI. */
+static void apply_timeouts(mongoc_uri_t *uri, const mkv_options_t *options) {
+  if (options != NULL && options->server_selection_timeout_ms > 0)
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
+                                   options->server_selection_timeout_ms);
+
+  if (options != NULL && options->socket_timeout_ms > 0)
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                                   options->socket_timeout_ms);
+  else if (!mongoc_uri_has_option(uri, MONGOC_URI_SOCKETTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS,
+                                   DEFAULT_SOCKET_TIMEOUT_MS);
+
+  if (!mongoc_uri_has_option(uri, MONGOC_URI_WAITQUEUETIMEOUTMS))
+    mongoc_uri_set_option_as_int32(uri, MONGOC_URI_WAITQUEUETIMEOUTMS,
+                                   DEFAULT_WAIT_QUEUE_TIMEOUT_MS);
+}
+
+static void handle_free(mkv_t *db) {
+  mkv_loop_queue_t *queue = db->queues;
+
+  while (queue != NULL) {
+    mkv_loop_queue_t *next = queue->next;
+    bson_free(queue);
+    queue = next;
+  }
+  if (db->pool != NULL)
+    mongoc_client_pool_destroy(db->pool);
+  pthread_mutex_destroy(&db->mutex);
+  bson_free(db->db_name);
+  bson_free(db->collection_name);
+  bson_free(db->password);
+  bson_free(db);
+}
+
+/* Parses the URI string and applies `options` to it. */
+static int parse_uri(const char *uri_string, const mkv_options_t *options,
+                     mongoc_uri_t **uri_out, bson_error_t *error) {
+  bson_error_t uri_error;
+  mongoc_uri_t *uri;
+  char *password;
+
+  uri = mongoc_uri_new_with_error(uri_string, &uri_error);
+  if (uri == NULL) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "mkv_open: invalid URI: %s; expected "
+                  "mongodb://[user:password@]host[:port][/?options]",
+                  uri_error.message);
+    password = raw_uri_password(uri_string);
+    mkv_error_scrub(error, password);
+    bson_free(password);
+    return MKV_EINVAL;
+  }
+
+  apply_timeouts(uri, options);
+  *uri_out = uri;
+  return MKV_OK;
+}
+
+/* Creates the pool on which every operation of the handle runs. */
+static int create_pool(mkv_t *db, const mongoc_uri_t *uri,
+                       bson_error_t *error) {
+  bson_error_t pool_error;
+
+  db->pool = mongoc_client_pool_new_with_error(uri, &pool_error);
+  if (db->pool == NULL) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "mkv_open: cannot create the connection pool: %s",
+                  pool_error.message);
+    mkv_error_scrub(error, db->password);
+    return MKV_EINVAL;
+  }
+
+  /* Version 2 reports server selection failures in their own domain. */
+  mongoc_client_pool_set_error_api(db->pool, MONGOC_ERROR_API_VERSION_2);
+  if (mongoc_uri_get_appname(uri) == NULL)
+    mongoc_client_pool_set_appname(db->pool, "libmkv");
+  return MKV_OK;
+}
+
+int mkv_open(mkv_t **db_out, const char *uri_string,
+             const mkv_options_t *options, bson_error_t *error) {
+  mongoc_uri_t *uri = NULL;
+  mkv_t *db = NULL;
+  unsigned pool_threads;
+  int status;
+
+  if (db_out != NULL)
+    *db_out = NULL;
+  if (db_out == NULL || uri_string == NULL) {
+    mkv_error_set(error, MKV_EINVAL, "mkv_open: %s is NULL",
+                  db_out == NULL ? "db" : "uri");
+    return MKV_EINVAL;
+  }
+
+  mkv_init();
+
+  db = bson_malloc0(sizeof *db);
+  pthread_mutex_init(&db->mutex, NULL);
+  db->db_name = bson_strdup(options != NULL && options->db_name != NULL
+                                ? options->db_name
+                                : DEFAULT_DB_NAME);
+  db->collection_name =
+      bson_strdup(options != NULL && options->collection_name != NULL
+                      ? options->collection_name
+                      : DEFAULT_COLLECTION_NAME);
+
+  status = check_name(db->db_name, "database", "/\\. \"$", error);
+  if (status == MKV_OK)
+    status = check_name(db->collection_name, "collection", "$", error);
+  if (status == MKV_OK)
+    status = parse_uri(uri_string, options, &uri, error);
+  if (status != MKV_OK)
+    goto done;
+
+  db->password = bson_strdup(mongoc_uri_get_password(uri));
+  status = create_pool(db, uri, error);
+  if (status != MKV_OK)
+    goto done;
+
+  pool_threads = threadpool_size();
+  db->max_in_flight = options != NULL && options->max_in_flight > 0
+                          ? options->max_in_flight
+                          : (pool_threads > 1 ? pool_threads - 1 : 1);
+  *db_out = db;
+  db = NULL;
+
+done:
+  if (uri != NULL)
+    mongoc_uri_destroy(uri);
+  if (db != NULL)
+    handle_free(db);
+  return status;
+}
+
+int mkv_close(mkv_t *db) {
+  int status = MKV_OK;
+
+  if (db == NULL)
+    return MKV_EINVAL;
+
+  pthread_mutex_lock(&db->mutex);
+  if (db->closing)
+    status = MKV_ECLOSED;
+  else if (db->async_pending > 0 || db->sync_running > 0)
+    status = MKV_EBUSY;
+  else
+    db->closing = true;
+  pthread_mutex_unlock(&db->mutex);
+
+  if (status == MKV_OK)
+    handle_free(db);
+  return status;
+}
+
+/* Counts a blocking call in, or rejects it when the handle is closing. */
+int mkv_enter_sync(mkv_t *db, const char *op, bson_error_t *error) {
+  int status = MKV_OK;
+
+  pthread_mutex_lock(&db->mutex);
+  if (db->closing)
+    status = MKV_ECLOSED;
+  else
+    db->sync_running++;
+  pthread_mutex_unlock(&db->mutex);
+
+  if (status != MKV_OK)
+    mkv_error_set(error, status, "%s: the handle is closing; open a new one",
+                  op);
+  return status;
+}
+
+void mkv_leave_sync(mkv_t *db) {
+  bool close_now;
+
+  pthread_mutex_lock(&db->mutex);
+  db->sync_running--;
+  close_now = mkv_close_ready_locked(db);
+  pthread_mutex_unlock(&db->mutex);
+
+  /* Past the unlock, only the caller that saw close_now may touch db. */
+  if (close_now)
+    mkv_signal_close(db);
+}
+
+/* Frees the handle once mkv_close_async() has run to its end. */
+void mkv_handle_free(mkv_t *db) { handle_free(db); }

@@ -1,0 +1,105 @@
+/* Internal declarations shared by the library's source files. */
+#ifndef MKV_PRIVATE_H
+#define MKV_PRIVATE_H
+
+#include <pthread.h>
+
+#include <mongoc/mongoc.h>
+
+#include "mkv.h"
+
+/* The largest document a MongoDB server stores (maxBsonObjectSize). */
+#define MKV_MAX_DOCUMENT_SIZE (16 * 1024 * 1024)
+
+/* Bytes of a key that an error message quotes before it cuts the key. */
+#define MKV_KEY_QUOTE_MAX 64
+
+typedef enum {
+  MKV_OP_SET,
+  MKV_OP_GET,
+  MKV_OP_REMOVE,
+  MKV_OP_ALL,
+  MKV_OP_PURGE,
+  MKV_OP_PING,
+} mkv_op_kind_t;
+
+/* The arguments and results of one operation, blocking or async. */
+typedef struct {
+  mkv_op_kind_t kind;
+  const char *key;           /* borrowed; NULL for all, purge, ping */
+  const bson_value_t *value; /* borrowed; set only */
+  char *key_used;            /* set: owned copy of the key written */
+  bson_value_t result_value; /* get: owned on success */
+  bool removed;              /* remove */
+  mkv_keys_t keys;           /* all: owned on success */
+} mkv_op_t;
+
+typedef struct mkv_request_s mkv_request_t;
+typedef struct mkv_loop_queue_s mkv_loop_queue_t;
+
+/* The _async operations of one handle on one loop. */
+struct mkv_loop_queue_s {
+  uv_loop_t *loop;
+  unsigned in_flight;    /* on the threadpool from this loop */
+  mkv_request_t *head;   /* waiting for a threadpool slot, in call order */
+  mkv_request_t *tail;
+  mkv_loop_queue_t *next;
+};
+
+struct mkv_s {
+  mongoc_client_pool_t *pool;
+  char *db_name;
+  char *collection_name;
+  char *password; /* from the URI, so messages can be scrubbed of it */
+
+  /* Everything below is guarded by mutex. */
+  pthread_mutex_t mutex;
+  bool closing;
+  unsigned max_in_flight;
+  unsigned in_flight;        /* async work on the threadpool, all loops */
+  size_t async_pending;      /* async requests whose callback has not ended */
+  size_t sync_running;       /* blocking calls in progress */
+  mkv_loop_queue_t *queues;
+
+  /* Set by mkv_close_async(). */
+  uv_async_t close_wakeup;
+  uv_work_t close_work;
+  uv_loop_t *close_loop;
+  mkv_cb close_cb;
+  void *close_data;
+  bool close_signaled;
+};
+
+/* errors.c */
+void mkv_error_set(bson_error_t *error, int status, const char *fmt, ...)
+    BSON_GNUC_PRINTF(3, 4);
+int mkv_error_from_mongoc(const mkv_t *db, bson_error_t *error,
+                          const bson_error_t *cause, const char *op,
+                          const char *key);
+void mkv_error_scrub(bson_error_t *error, const char *secret);
+void mkv_quote_key(const char *key, char *out, size_t out_size);
+const char *mkv_op_name(mkv_op_kind_t kind);
+
+/* values.c */
+int mkv_check_key(const char *key, const char *op, bson_error_t *error);
+int mkv_check_value(const bson_value_t *value, const char *key,
+                    bson_error_t *error);
+int mkv_check_size(const bson_value_t *value, const char *key,
+                   bson_error_t *error);
+
+/* handle.c */
+int mkv_enter_sync(mkv_t *db, const char *op, bson_error_t *error);
+void mkv_leave_sync(mkv_t *db);
+void mkv_handle_free(mkv_t *db);
+
+/* async.c */
+bool mkv_close_ready_locked(mkv_t *db);
+void mkv_signal_close(mkv_t *db);
+
+/* ops.c */
+void mkv_op_choose_key(mkv_op_t *op);
+int mkv_op_check(const mkv_t *db, const mkv_op_t *op, bson_error_t *error);
+int mkv_op_run(mkv_t *db, mkv_op_t *op, bson_error_t *error);
+void mkv_op_cleanup(mkv_op_t *op);
+
+#endif /* MKV_PRIVATE_H */
