@@ -89,7 +89,10 @@ typedef struct mkv_s mkv_t;
  * every zero or NULL field takes the default that its comment gives.
  */
 typedef struct {
-  /* Database name, copied by mkv_open(). NULL means "mkv". */
+  /*
+   * Database name, copied by mkv_open(). NULL means "mkv". The database in
+   * the URI's path is used only to authenticate, never for keys.
+   */
   const char *db_name;
   /* Collection name, copied by mkv_open(). NULL means "kv". */
   const char *collection_name;

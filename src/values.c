@@ -197,9 +197,82 @@ static bool type_is_known(bson_type_t type) {
   }
 }
 
+/* Checks that the string an iterator points at is UTF-8 (NUL allowed). */
+static bool string_is_utf8(const bson_iter_t *iter) {
+  uint32_t len = 0;
+  const char *str;
+
+  switch (bson_iter_type(iter)) {
+  case BSON_TYPE_UTF8:
+    str = bson_iter_utf8(iter, &len);
+    break;
+  case BSON_TYPE_SYMBOL:
+    str = bson_iter_symbol(iter, &len);
+    break;
+  case BSON_TYPE_CODE:
+    str = bson_iter_code(iter, &len);
+    break;
+  default:
+    return true;
+  }
+  return str != NULL && bson_utf8_validate(str, len, true);
+}
+
+/*
+ * Walks every key and string of a well-formed document, nested ones
+ * included, and returns false at the first that is not UTF-8. It keeps its
+ * own stack of iterators, so deep nesting cannot overflow the C stack.
+ */
+static bool document_is_utf8(const bson_t *doc) {
+  bson_iter_t *stack;
+  size_t depth = 0;
+  size_t capacity = 16;
+  bool valid = true;
+
+  stack = bson_malloc(capacity * sizeof *stack);
+  if (!bson_iter_init(&stack[0], doc)) {
+    bson_free(stack);
+    return false;
+  }
+
+  while (valid) {
+    bson_iter_t *iter = &stack[depth];
+
+    if (!bson_iter_next(iter)) {
+      if (depth == 0)
+        break;
+      depth--;
+      continue;
+    }
+    if (!bson_utf8_validate(bson_iter_key(iter), bson_iter_key_len(iter),
+                            false) ||
+        !string_is_utf8(iter)) {
+      valid = false;
+      break;
+    }
+    if (BSON_ITER_HOLDS_DOCUMENT(iter) || BSON_ITER_HOLDS_ARRAY(iter)) {
+      if (depth + 1 == capacity) {
+        capacity *= 2;
+        stack = bson_realloc(stack, capacity * sizeof *stack);
+        iter = &stack[depth];
+      }
+      if (!bson_iter_recurse(iter, &stack[depth + 1])) {
+        valid = false;
+        break;
+      }
+      depth++;
+    }
+  }
+
+  bson_free(stack);
+  return valid;
+}
+
 /* Checks a document or array value: well-formed BSON with UTF-8 strings. */
 static int check_document(const bson_value_t *value, const char *where,
                           bson_error_t *error) {
+  const char *kind =
+      value->value_type == BSON_TYPE_ARRAY ? "array" : "document";
   bson_error_t invalid;
   bson_t doc;
 
@@ -207,15 +280,23 @@ static int check_document(const bson_value_t *value, const char *where,
       !bson_init_static(&doc, value->value.v_doc.data,
                         value->value.v_doc.data_len)) {
     mkv_error_set(error, MKV_EINVAL, "%s: value is not a well-formed BSON %s",
-                  where, value->value_type == BSON_TYPE_ARRAY ? "array"
-                                                              : "document");
+                  where, kind);
     return MKV_EINVAL;
   }
-  if (!bson_validate_with_error(
-          &doc, BSON_VALIDATE_UTF8 | BSON_VALIDATE_UTF8_ALLOW_NULL,
-          &invalid)) {
+  if (!bson_validate_with_error(&doc, BSON_VALIDATE_NONE, &invalid)) {
     mkv_error_set(error, MKV_EINVAL, "%s: value is invalid BSON: %s", where,
                   invalid.message);
+    return MKV_EINVAL;
+  }
+  /*
+   * libbson 1.23's bson_validate() with BSON_VALIDATE_UTF8 accepts invalid
+   * UTF-8 in string values, so the strings are checked here instead.
+   */
+  if (!document_is_utf8(&doc)) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: the %s value contains a key or string that is not valid "
+                  "UTF-8; encode it as UTF-8 or store the bytes as binary",
+                  where, kind);
     return MKV_EINVAL;
   }
   return MKV_OK;
