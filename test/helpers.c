@@ -24,6 +24,18 @@ const char *test_uri(void) {
   return uri;
 }
 
+/*
+ * Passes warnings and errors to libmongoc's default handler and drops the
+ * rest, because an unreachable server makes its monitor log a debug line
+ * every half second.
+ */
+static void log_warnings(mongoc_log_level_t level, const char *domain,
+                         const char *message, void *data) {
+  if (level <= MONGOC_LOG_LEVEL_WARNING) {
+    mongoc_log_default_handler(level, domain, message, data);
+  }
+}
+
 int test_check_environment(void) {
   const char *uri = getenv("MKV_TEST_URI");
   mkv_options_t options = {.db_name = TEST_DB_NAME,
@@ -32,6 +44,7 @@ int test_check_environment(void) {
   mkv_t *db = NULL;
   int status;
 
+  mongoc_log_set_handler(log_warnings, NULL);
   if (uri == NULL || uri[0] == '\0') {
     fprintf(stderr, "MKV_TEST_URI is not set: set it to the mongodb:// URI "
                     "of a MongoDB or FerretDB server that the tests may "
@@ -50,7 +63,7 @@ int test_check_environment(void) {
   mkv_close(db);
   if (status != MKV_OK) {
     fprintf(stderr,
-            "MKV_TEST_URI: the server did not answer a ping within 5 s: "
+            "MKV_TEST_URI: the server did not reply to a ping within 5 s: "
             "%s: %s\n",
             mkv_err_name(status), error.message);
     return 1;
@@ -267,8 +280,8 @@ bool test_value_equal(const bson_value_t *expected,
   case BSON_TYPE_DOCUMENT:
   case BSON_TYPE_ARRAY:
     return bytes_equal("document", expected->value.v_doc.data,
-                       expected->value.v_doc.data_len,
-                       actual->value.v_doc.data, actual->value.v_doc.data_len);
+                       expected->value.v_doc.data_len, actual->value.v_doc.data,
+                       actual->value.v_doc.data_len);
   case BSON_TYPE_BINARY:
     if (expected->value.v_binary.subtype != actual->value.v_binary.subtype) {
       print_error("binary subtype is 0x%02x, expected 0x%02x\n",
@@ -331,20 +344,13 @@ bool test_value_equal(const bson_value_t *expected,
 }
 
 static const char *const sample_names[SAMPLE_COUNT] = {
-    [SAMPLE_STRING] = "string",
-    [SAMPLE_EMPTY_STRING] = "empty_string",
-    [SAMPLE_INT32] = "int32",
-    [SAMPLE_INT64] = "int64",
-    [SAMPLE_DOUBLE] = "double",
-    [SAMPLE_TRUE] = "true",
-    [SAMPLE_FALSE] = "false",
-    [SAMPLE_NULL] = "null",
-    [SAMPLE_DOCUMENT] = "document",
-    [SAMPLE_EMPTY_DOCUMENT] = "empty_document",
-    [SAMPLE_ARRAY] = "array",
-    [SAMPLE_BINARY] = "binary",
-    [SAMPLE_OID] = "oid",
-    [SAMPLE_DATE] = "date",
+    [SAMPLE_STRING] = "string",     [SAMPLE_EMPTY_STRING] = "empty_string",
+    [SAMPLE_INT32] = "int32",       [SAMPLE_INT64] = "int64",
+    [SAMPLE_DOUBLE] = "double",     [SAMPLE_TRUE] = "true",
+    [SAMPLE_FALSE] = "false",       [SAMPLE_NULL] = "null",
+    [SAMPLE_DOCUMENT] = "document", [SAMPLE_EMPTY_DOCUMENT] = "empty_document",
+    [SAMPLE_ARRAY] = "array",       [SAMPLE_BINARY] = "binary",
+    [SAMPLE_OID] = "oid",           [SAMPLE_DATE] = "date",
 };
 
 const char *test_sample_name(test_sample_t sample) {
@@ -528,8 +534,8 @@ void test_assert_key_count_at(test_fixture_t *fixture, size_t count,
   test_check_status_at(MKV_OK, mkv_all(fixture->db, &keys, &error), &error,
                        "mkv_all", file, line);
   if (keys.count != count) {
-    print_error("%s:%d: mkv_all returned %zu keys, expected %zu\n", file,
-                line, keys.count, count);
+    print_error("%s:%d: mkv_all returned %zu keys, expected %zu\n", file, line,
+                keys.count, count);
     mkv_keys_destroy(&keys);
     _fail(file, line);
   }
@@ -580,6 +586,19 @@ int test_closed_port(void) {
   assert_int_equal(getsockname(fd, (struct sockaddr *)&address, &length), 0);
   assert_int_equal(close(fd), 0);
   return ntohs(address.sin_port);
+}
+
+unsigned test_default_max_in_flight(void) {
+  const char *text = getenv("UV_THREADPOOL_SIZE");
+  long size = text != NULL ? strtol(text, NULL, 10) : 4;
+
+  if (size < 1) {
+    size = 1;
+  }
+  if (size > 1024) {
+    size = 1024;
+  }
+  return size > 1 ? (unsigned)size - 1 : 1;
 }
 
 uint64_t test_now_ms(void) { return uv_hrtime() / 1000000; }

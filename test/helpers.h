@@ -16,7 +16,7 @@
 
 #include <mkv.h>
 
-/* The database that holds every test collection. */
+/* The database that contains every test collection. */
 #define TEST_DB_NAME "mkv_test"
 
 /* The default limit for one uv_run() of a test, in milliseconds. */
@@ -42,7 +42,7 @@ typedef struct {
                                            (void *)#fn)
 
 /*
- * Checks that MKV_TEST_URI is set and that its server answers a ping.
+ * Checks that MKV_TEST_URI is set and that its server replies to a ping.
  * Returns 0, or prints why not and returns 1. Each main() calls it first.
  */
 int test_check_environment(void);
@@ -83,11 +83,6 @@ void test_close_all(test_fixture_t *fixture);
 #define CHECK_OK(expr, error) CHECK_STATUS(MKV_OK, expr, error)
 void test_check_status_at(int expected, int actual, const bson_error_t *error,
                           const char *expr, const char *file, int line);
-
-/* Asserts that result->status is `expected`, printing result->error. */
-#define CHECK_RESULT(expected, result)                                         \
-  test_check_status_at((expected), (result)->status, (result)->error,          \
-                       "callback status", __FILE__, __LINE__)
 
 /*
  * Asserts that two values have the same type and the same content: for
@@ -137,7 +132,7 @@ bson_value_t test_document_value(const bson_t *bson);
 bson_value_t test_array_value(const bson_t *bson);
 
 /*
- * Asserts that `keys` holds exactly the `count` strings of `expected`, in
+ * Asserts that `keys` contains exactly the `count` strings of `expected`, in
  * any order.
  */
 #define assert_keys_equal(keys, expected, count)                               \
@@ -167,6 +162,13 @@ void test_insert_document(const test_fixture_t *fixture,
  * the kernel gave a socket that was then closed.
  */
 int test_closed_port(void);
+
+/*
+ * Returns the default max_in_flight of a handle: the threadpool size from
+ * UV_THREADPOOL_SIZE (libuv's default 4, clamped to 1..1024) minus one, and
+ * at least 1.
+ */
+unsigned test_default_max_in_flight(void);
 
 /* Returns a monotonic time in milliseconds. */
 uint64_t test_now_ms(void);

@@ -77,8 +77,8 @@ static void record_clear(op_record_t *record) {
 }
 
 /*
- * Asserts what every callback must show: it ran once, on the loop's
- * thread, for this handle, with a bson_error_t whose message is empty on
+ * Asserts that a callback ran once, on the loop's thread, for this handle,
+ * with the expected status and a bson_error_t whose message is empty on
  * success.
  */
 static void check_record(const test_fixture_t *fixture,
@@ -86,8 +86,8 @@ static void check_record(const test_fixture_t *fixture,
   uv_thread_t self = uv_thread_self();
 
   assert_int_equal(record->calls, 1);
-  test_check_status_at(expected_status, record->status, NULL,
-                       "callback status", __FILE__, __LINE__);
+  test_check_status_at(expected_status, record->status, NULL, "callback status",
+                       __FILE__, __LINE__);
   assert_true(uv_thread_equal(&record->thread, &self));
   assert_ptr_equal(record->db, fixture->db);
   assert_false(record->error_null);
@@ -101,8 +101,8 @@ static void check_record(const test_fixture_t *fixture,
 /* Queues a set, runs the loop and checks the callback. */
 static void set_and_run(test_fixture_t *fixture, const char *key,
                         const bson_value_t *value, op_record_t *record) {
-  CHECK_OK(mkv_set_async(fixture->db, &fixture->loop, key, value,
-                         record_result, record),
+  CHECK_OK(mkv_set_async(fixture->db, &fixture->loop, key, value, record_result,
+                         record),
            NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   check_record(fixture, record, MKV_OK);
@@ -114,9 +114,9 @@ static void set_and_run(test_fixture_t *fixture, const char *key,
 /* Queues a get, runs the loop and checks the status of the callback. */
 static void get_and_run(test_fixture_t *fixture, const char *key,
                         op_record_t *record, int expected_status) {
-  CHECK_OK(mkv_get_async(fixture->db, &fixture->loop, key, record_result,
-                         record),
-           NULL);
+  CHECK_OK(
+      mkv_get_async(fixture->db, &fixture->loop, key, record_result, record),
+      NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   check_record(fixture, record, expected_status);
   assert_false(record->has_keys);
@@ -170,13 +170,17 @@ static void set_get_double(void **state) {
   check_round_trip(*state, SAMPLE_DOUBLE);
 }
 
-static void set_get_true(void **state) { check_round_trip(*state, SAMPLE_TRUE); }
+static void set_get_true(void **state) {
+  check_round_trip(*state, SAMPLE_TRUE);
+}
 
 static void set_get_false(void **state) {
   check_round_trip(*state, SAMPLE_FALSE);
 }
 
-static void set_get_null(void **state) { check_round_trip(*state, SAMPLE_NULL); }
+static void set_get_null(void **state) {
+  check_round_trip(*state, SAMPLE_NULL);
+}
 
 static void set_get_document(void **state) {
   check_round_trip(*state, SAMPLE_DOCUMENT);
@@ -200,7 +204,7 @@ static void set_get_date(void **state) {
   check_round_trip(*state, SAMPLE_DATE);
 }
 
-/* The key and value are copied: the caller may change them at once. */
+/* The key and value are copied, so the caller may change them at once. */
 static void set_copies_arguments(void **state) {
   test_fixture_t *fixture = *state;
   char key[] = "copied";
@@ -339,8 +343,7 @@ static void all_filled(void **state) {
   mkv_keys_t keys;
 
   for (size_t i = 0; i < count; i++) {
-    CHECK_OK(mkv_set(fixture->db, expected[i], &stored, NULL, &error),
-             &error);
+    CHECK_OK(mkv_set(fixture->db, expected[i], &stored, NULL, &error), &error);
   }
 
   all_and_run(fixture, &all);
@@ -373,8 +376,7 @@ static void purge_all(void **state) {
   }
   assert_key_count(fixture, 5);
 
-  CHECK_OK(mkv_purge_async(fixture->db, &fixture->loop, record_result,
-                           &purge),
+  CHECK_OK(mkv_purge_async(fixture->db, &fixture->loop, record_result, &purge),
            NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   check_record(fixture, &purge, MKV_OK);
@@ -440,8 +442,8 @@ static void odd_keys(void **state) {
   for (size_t i = 0; i < KEY_COUNT; i++) {
     check_record(fixture, &sets[i], MKV_OK);
     assert_string_equal(sets[i].key, keys[i]);
-    CHECK_OK(mkv_get_async(fixture->db, &fixture->loop, keys[i],
-                           record_result, &gets[i]),
+    CHECK_OK(mkv_get_async(fixture->db, &fixture->loop, keys[i], record_result,
+                           &gets[i]),
              NULL);
   }
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
@@ -467,8 +469,8 @@ static void odd_keys(void **state) {
 }
 
 /*
- * With one operation in flight, operations run in call order: 50 sets of
- * one key call back in order and the get queued last reads the last value.
+ * With one operation in flight, operations run in call order. So 50 sets of
+ * one key call back in order, and the get queued last reads the last value.
  */
 static void queue_call_order(void **state) {
   test_fixture_t *fixture = *state;
@@ -489,8 +491,7 @@ static void queue_call_order(void **state) {
                            record_result, &sets[i]),
              NULL);
   }
-  CHECK_OK(mkv_get_async(fixture->db, &fixture->loop, "k", record_result,
-                         &get),
+  CHECK_OK(mkv_get_async(fixture->db, &fixture->loop, "k", record_result, &get),
            NULL);
   first_sequence = callback_sequence;
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
@@ -590,8 +591,7 @@ typedef struct {
   char key[25];
 } auto_key_slot_t;
 
-static void on_auto_key_set(mkv_t *db, const mkv_result_t *result,
-                            void *data) {
+static void on_auto_key_set(mkv_t *db, const mkv_result_t *result, void *data) {
   auto_key_slot_t *slot = data;
 
   (void)db;
@@ -624,8 +624,8 @@ static void auto_keys_distinct(void **state) {
              NULL);
   }
   test_run_loop(fixture, 60000);
-  print_message("%d sets with auto keys took %" PRIu64 " ms\n",
-                AUTO_KEY_COUNT, test_now_ms() - start);
+  print_message("%d sets with auto keys took %" PRIu64 " ms\n", AUTO_KEY_COUNT,
+                test_now_ms() - start);
 
   for (int i = 0; i < AUTO_KEY_COUNT; i++) {
     one_call_count += slots[i].calls == 1;

@@ -51,7 +51,9 @@ static void set_get_bool(void **state) {
   check_round_trip(*state, SAMPLE_FALSE);
 }
 
-static void set_get_null(void **state) { check_round_trip(*state, SAMPLE_NULL); }
+static void set_get_null(void **state) {
+  check_round_trip(*state, SAMPLE_NULL);
+}
 
 static void set_get_document(void **state) {
   check_round_trip(*state, SAMPLE_DOCUMENT);
@@ -217,8 +219,7 @@ static void remove_present_key(void **state) {
   CHECK_OK(mkv_set(fixture->db, "k", &stored, NULL, &error), &error);
   CHECK_OK(mkv_remove(fixture->db, "k", &removed, &error), &error);
   assert_true(removed);
-  CHECK_STATUS(MKV_ENOTFOUND, mkv_get(fixture->db, "k", &read, &error),
-               &error);
+  CHECK_STATUS(MKV_ENOTFOUND, mkv_get(fixture->db, "k", &read, &error), &error);
   assert_key_count(fixture, 0);
 }
 
@@ -277,8 +278,7 @@ static void all_filled(void **state) {
   bson_error_t error = {0};
 
   for (size_t i = 0; i < count; i++) {
-    CHECK_OK(mkv_set(fixture->db, expected[i], &stored, NULL, &error),
-             &error);
+    CHECK_OK(mkv_set(fixture->db, expected[i], &stored, NULL, &error), &error);
   }
   /* Overwriting a key does not add a second one. */
   CHECK_OK(mkv_set(fixture->db, "beta", &stored, NULL, &error), &error);
@@ -292,7 +292,7 @@ static void all_filled(void **state) {
 }
 
 /*
- * Documents that mkv did not write may have _id values of other types;
+ * Documents that mkv did not write may have _id values of other types, and
  * mkv_all() lists them by their relaxed Extended JSON.
  */
 static void all_foreign_ids(void **state) {
@@ -391,8 +391,7 @@ static void odd_keys(void **state) {
     bson_value_t stored = mkv_int64((int64_t)i);
     char *key_out = NULL;
 
-    CHECK_OK(mkv_set(fixture->db, keys[i], &stored, &key_out, &error),
-             &error);
+    CHECK_OK(mkv_set(fixture->db, keys[i], &stored, &key_out, &error), &error);
     assert_non_null(key_out);
     assert_string_equal(key_out, keys[i]);
     bson_free(key_out);
@@ -466,10 +465,31 @@ static void open_with_options(void **state) {
   options.max_in_flight = 1;
   test_reopen(fixture, &options);
 
-  CHECK_OK(mkv_set(fixture->db, "k", &stored, NULL, &error),
-           &error);
+  CHECK_OK(mkv_set(fixture->db, "k", &stored, NULL, &error), &error);
   CHECK_OK(mkv_get(fixture->db, "k", &read, &error), &error);
   assert_value_equal(&stored, &read);
+}
+
+/* mkv_open() copies the names in the options. */
+static void open_copies_names(void **state) {
+  test_fixture_t *fixture = *state;
+  char db_name[64];
+  char collection_name[128];
+  mkv_options_t options = {.db_name = db_name,
+                           .collection_name = collection_name};
+  mkv_t *db = NULL;
+  bson_value_t value = mkv_int64(3);
+  bson_error_t error = {0};
+
+  snprintf(db_name, sizeof db_name, "%s", TEST_DB_NAME);
+  snprintf(collection_name, sizeof collection_name, "%s", fixture->collection);
+  CHECK_OK(mkv_open(&db, test_uri(), &options, &error), &error);
+  memset(db_name, 'x', sizeof db_name - 1);
+  memset(collection_name, 'y', sizeof collection_name - 1);
+
+  CHECK_OK(mkv_set(db, "k", &value, NULL, &error), &error);
+  CHECK_OK(mkv_close(db), NULL);
+  assert_key_count(fixture, 1);
 }
 
 /* Two handles on one collection see each other's writes. */
@@ -490,8 +510,7 @@ static void two_handles(void **state) {
   assert_true(removed);
   CHECK_OK(mkv_close(other), NULL);
 
-  CHECK_STATUS(MKV_ENOTFOUND, mkv_get(fixture->db, "k", &read, &error),
-               &error);
+  CHECK_STATUS(MKV_ENOTFOUND, mkv_get(fixture->db, "k", &read, &error), &error);
   bson_value_destroy(&read);
 }
 
@@ -531,6 +550,7 @@ int main(void) {
       TEST_CASE(error_argument_null),
       TEST_CASE(open_null_options),
       TEST_CASE(open_with_options),
+      TEST_CASE(open_copies_names),
       TEST_CASE(two_handles),
   };
 

@@ -33,8 +33,8 @@ static void record_failure(worker_t *worker, const char *what, int status,
                            const bson_error_t *error) {
   if (worker->failures++ == 0) {
     snprintf(worker->first_failure, sizeof worker->first_failure,
-             "thread %d: %s: %s: %s", worker->index, what,
-             mkv_err_name(status), error != NULL ? error->message : "");
+             "thread %d: %s: %s: %s", worker->index, what, mkv_err_name(status),
+             error != NULL ? error->message : "");
   }
 }
 
@@ -125,8 +125,8 @@ static void threads_mixed_ops(void **state) {
   pthread_t threads[THREAD_COUNT];
   worker_t workers[THREAD_COUNT];
   worker_t verifier = {.db = fixture->db, .index = -1};
-  size_t kept = THREAD_COUNT * ROUNDS_PER_THREAD / 2;
-  char **expected = bson_malloc0(kept * sizeof *expected);
+  size_t remaining_count = THREAD_COUNT * ROUNDS_PER_THREAD / 2;
+  char **expected = bson_malloc0(remaining_count * sizeof *expected);
   mkv_keys_t keys = {0};
   bson_error_t error = {0};
   uint64_t start = test_now_ms();
@@ -162,10 +162,10 @@ static void threads_mixed_ops(void **state) {
   assert_no_failures(&verifier, 1);
 
   CHECK_OK(mkv_all(fixture->db, &keys, &error), &error);
-  assert_keys_equal(&keys, (const char *const *)expected, kept);
+  assert_keys_equal(&keys, (const char *const *)expected, remaining_count);
 
   mkv_keys_destroy(&keys);
-  for (size_t i = 0; i < kept; i++) {
+  for (size_t i = 0; i < remaining_count; i++) {
     bson_free(expected[i]);
   }
   bson_free(expected);
@@ -229,9 +229,9 @@ static void async_in_flight(void **state) {
   for (int i = 0; i < OPS_IN_FLIGHT; i++) {
     snprintf(key, sizeof key, "k%d", i);
     gets[i].expected = i * 7;
-    CHECK_OK(mkv_get_async(fixture->db, &fixture->loop, key, on_slot_get,
-                           &gets[i]),
-             NULL);
+    CHECK_OK(
+        mkv_get_async(fixture->db, &fixture->loop, key, on_slot_get, &gets[i]),
+        NULL);
   }
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   assert_int_equal(count_ok_slots(gets, OPS_IN_FLIGHT), OPS_IN_FLIGHT);
@@ -298,8 +298,7 @@ static void *run_loop_worker(void *data) {
     }
   }
   if (!run_loop_bounded(&loop)) {
-    record_failure(worker, "the loop timed out during the sets", MKV_OK,
-                   NULL);
+    record_failure(worker, "the loop timed out during the sets", MKV_OK, NULL);
     return NULL;
   }
 
@@ -313,8 +312,7 @@ static void *run_loop_worker(void *data) {
     }
   }
   if (!run_loop_bounded(&loop)) {
-    record_failure(worker, "the loop timed out during the gets", MKV_OK,
-                   NULL);
+    record_failure(worker, "the loop timed out during the gets", MKV_OK, NULL);
     return NULL;
   }
 
@@ -326,8 +324,7 @@ static void *run_loop_worker(void *data) {
 
 static void loops_share_handle(void **state) {
   test_fixture_t *fixture = *state;
-  loop_worker_t *workers =
-      bson_malloc0(LOOP_THREAD_COUNT * sizeof *workers);
+  loop_worker_t *workers = bson_malloc0(LOOP_THREAD_COUNT * sizeof *workers);
   pthread_t threads[LOOP_THREAD_COUNT];
 
   for (int i = 0; i < LOOP_THREAD_COUNT; i++) {
@@ -389,19 +386,111 @@ static void sync_during_async(void **state) {
   }
   assert_no_failures(workers, SYNC_THREADS);
   assert_int_equal(count_ok_slots(sets, ASYNC_OPS), ASYNC_OPS);
-  assert_key_count(fixture,
-                   ASYNC_OPS + SYNC_THREADS * ROUNDS_PER_THREAD / 2);
+  assert_key_count(fixture, ASYNC_OPS + SYNC_THREADS * ROUNDS_PER_THREAD / 2);
 
   bson_free(sets);
   test_close_all(fixture);
 }
 
+/* A get on its own loop, timed from the call to its callback. */
+typedef struct {
+  mkv_t *db;
+  slot_t slot;
+  uint64_t elapsed_ms;
+  bool loop_ok;
+} timed_get_t;
+
+static void *run_timed_get(void *data) {
+  timed_get_t *timed = data;
+  uv_loop_t loop;
+  uint64_t start;
+
+  if (uv_loop_init(&loop) != 0) {
+    return NULL;
+  }
+  start = test_now_ms();
+  if (mkv_get_async(timed->db, &loop, "k", on_slot_set, &timed->slot) ==
+      MKV_OK) {
+    timed->loop_ok = run_loop_bounded(&loop);
+  }
+  timed->elapsed_ms = test_now_ms() - start;
+  timed->loop_ok = timed->loop_ok && uv_loop_close(&loop) == 0;
+  return NULL;
+}
+
+/*
+ * With max_in_flight 1, this loop's first get takes the only slot and waits
+ * 2 s for a server that never replies. A get from a second loop still
+ * starts at once, so it fails after about 2 s, not 4 s.
+ */
+static void loop_not_blocked(void **state) {
+  test_fixture_t *fixture = *state;
+  mkv_options_t options = test_options(fixture);
+  timed_get_t timed = {0};
+  slot_t slots[2] = {{0}};
+  pthread_t thread;
+  bson_error_t error = {0};
+  char uri[128];
+
+  snprintf(uri, sizeof uri,
+           "mongodb://127.0.0.1:%d/?serverSelectionTimeoutMS=2000",
+           test_closed_port());
+  options.max_in_flight = 1;
+  CHECK_OK(mkv_close(fixture->db), NULL);
+  fixture->db = NULL;
+  CHECK_OK(mkv_open(&fixture->db, uri, &options, &error), &error);
+
+  for (int i = 0; i < 2; i++) {
+    CHECK_OK(
+        mkv_get_async(fixture->db, &fixture->loop, "k", on_slot_set, &slots[i]),
+        NULL);
+  }
+  timed.db = fixture->db;
+  assert_int_equal(pthread_create(&thread, NULL, run_timed_get, &timed), 0);
+  test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(slots[i].calls, 1);
+    CHECK_STATUS(MKV_ECONNECT, slots[i].status, NULL);
+  }
+  assert_true(timed.loop_ok);
+  assert_int_equal(timed.slot.calls, 1);
+  CHECK_STATUS(MKV_ECONNECT, timed.slot.status, NULL);
+  print_message("the other loop's get took %" PRIu64 " ms\n", timed.elapsed_ms);
+  assert_in_range(timed.elapsed_ms, 0, 3500);
+  test_close_all(fixture);
+}
+
+static void *call_init(void *data) {
+  (void)data;
+  for (int i = 0; i < 100; i++) {
+    mkv_init();
+  }
+  return NULL;
+}
+
+/* mkv_init() may run any number of times, from any thread. */
+static void init_many_threads(void **state) {
+  test_fixture_t *fixture = *state;
+  pthread_t threads[THREAD_COUNT];
+  bson_error_t error = {0};
+
+  for (int i = 0; i < THREAD_COUNT; i++) {
+    assert_int_equal(pthread_create(&threads[i], NULL, call_init, NULL), 0);
+  }
+  call_init(NULL);
+  for (int i = 0; i < THREAD_COUNT; i++) {
+    assert_int_equal(pthread_join(threads[i], NULL), 0);
+  }
+  CHECK_OK(mkv_ping(fixture->db, &error), &error);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      TEST_CASE(threads_mixed_ops),
-      TEST_CASE(async_in_flight),
-      TEST_CASE(loops_share_handle),
-      TEST_CASE(sync_during_async),
+      TEST_CASE(threads_mixed_ops),  TEST_CASE(async_in_flight),
+      TEST_CASE(loops_share_handle), TEST_CASE(sync_during_async),
+      TEST_CASE(loop_not_blocked),   TEST_CASE(init_many_threads),
   };
 
   if (test_check_environment() != 0) {
