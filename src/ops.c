@@ -165,8 +165,12 @@ static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
       const char *id = bson_iter_utf8(&iter, &len);
       keys_append(&op->keys, &capacity, bson_strndup(id, len));
     } else {
-      keys_append(&op->keys, &capacity,
-                  mkv_value_to_json(bson_iter_value(&iter)));
+      char *json = mkv_value_to_json(bson_iter_value(&iter));
+
+      if (json == NULL)
+        json = bson_strdup_printf("(_id of BSON type 0x%02x)",
+                                  (unsigned)bson_iter_type(&iter));
+      keys_append(&op->keys, &capacity, json);
     }
   }
   if (mongoc_cursor_error(cursor, &cause)) {
