@@ -114,7 +114,10 @@ typedef struct {
    * threadpool at once; the rest wait in mkv's own queue in call order.
    * 0 means the threadpool size minus one (UV_THREADPOOL_SIZE, libuv's
    * default 4, so 3), which leaves a thread for uv_fs_* and
-   * uv_getaddrinfo work even while the server does not answer.
+   * uv_getaddrinfo work even while the server does not answer. The one
+   * exception: a loop with none of its own operations running may always
+   * start one, so with several loops on one handle each may take one
+   * thread beyond the limit.
    */
   unsigned max_in_flight;
 } mkv_options_t;
@@ -170,8 +173,10 @@ MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
  * Returns MKV_OK when the handle was freed; db must not be used again.
  * Returns MKV_EBUSY and keeps the handle open when _async operations have
  * not yet called back or blocking operations are still running on other
- * threads, MKV_ECLOSED when mkv_close_async() was already called on it, and
- * MKV_EINVAL for a NULL db.
+ * threads; inside an mkv callback it always returns MKV_EBUSY, because
+ * that callback's operation is still pending, so use mkv_close_async()
+ * there. Returns MKV_ECLOSED when mkv_close_async() was already called on
+ * it, and MKV_EINVAL for a NULL db.
  */
 MKV_EXTERN int mkv_close(mkv_t *db);
 
@@ -205,8 +210,8 @@ MKV_EXTERN int mkv_json(const char *json, bson_value_t *value,
 
 /*
  * Renders a value as relaxed Extended JSON ("harrison", 42, {"a": [1]}).
- * Returns a string to release with bson_free(), or NULL for a NULL or
- * invalid value.
+ * Returns a string to release with bson_free(), or NULL for a NULL value
+ * or one that mkv_set() would reject as invalid.
  */
 MKV_EXTERN char *mkv_value_to_json(const bson_value_t *value);
 
@@ -233,7 +238,9 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  * (NULL db or other required argument), MKV_ECONNECT (no server could be
  * selected in time, or the connection failed), MKV_ETIMEDOUT (the server
  * did not answer within socketTimeoutMS, or no pooled client came free
- * within waitQueueTimeoutMS), MKV_ESERVER (the server rejected the
+ * within waitQueueTimeoutMS; libmongoc 1.23 reports a timed-out and a
+ * dropped connection alike, so a socket failure counts as a timeout when
+ * the operation ran for at least socketTimeoutMS), MKV_ESERVER (the server rejected the
  * operation; the error holds its code and message), MKV_ECLOSED (the handle
  * is closing) and MKV_ENOMEM.
  */
@@ -243,9 +250,12 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  *
  * key:     borrowed; NULL makes a new ObjectId and uses its 24-character
  *          hex string as the key.
- * value:   borrowed; any BSON value. MKV_EINVAL for an invalid type, a
- *          string or document that is not valid UTF-8, or a document
- *          {_id, value} larger than 16 MiB; nothing is stored then.
+ * value:   borrowed; any BSON value. MKV_EINVAL, with nothing stored, for
+ *          an unknown type, a NULL pointer the type needs, malformed BSON,
+ *          a key or text (string, symbol, code, regex, DBPointer) that is
+ *          not valid UTF-8, documents and arrays nested more than 99 levels
+ *          deep (MongoDB's limit is 100 with the key's document), or a
+ *          document {_id, value} larger than 16 MiB.
  * key_out: may be NULL; on success receives the key used, to be released
  *          with bson_free(). Set to NULL on failure.
  */

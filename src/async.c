@@ -144,20 +144,12 @@ static void finish(mkv_request_t *req) {
 }
 
 static void cancel(mkv_request_t *req) {
-  char quoted[MKV_KEY_QUOTE_MAX + 8];
-  const char *key = req->op.key_used != NULL ? req->op.key_used : req->op.key;
+  char what[MKV_KEY_QUOTE_MAX + 32];
 
   req->status = MKV_ECANCELED;
-  if (key != NULL) {
-    mkv_quote_key(key, quoted, sizeof quoted);
-    mkv_error_set(&req->error, MKV_ECANCELED,
-                  "%s key \"%s\": canceled because the handle is closing",
-                  mkv_op_name(req->op.kind), quoted);
-  } else {
-    mkv_error_set(&req->error, MKV_ECANCELED,
-                  "%s: canceled because the handle is closing",
-                  mkv_op_name(req->op.kind));
-  }
+  mkv_describe_op(&req->op, what, sizeof what);
+  mkv_error_set(&req->error, MKV_ECANCELED,
+                "%s: canceled because the handle is closing", what);
 }
 
 /* Runs on a threadpool worker. */

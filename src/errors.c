@@ -85,31 +85,61 @@ void mkv_quote_key(const char *key, char *out, size_t out_size) {
   snprintf(out, out_size, "%.*s...", (int)len, key);
 }
 
-/* Replaces each occurrence of `secret` in the message with "*****". */
-void mkv_error_scrub(bson_error_t *error, const char *secret) {
-  char scrubbed[sizeof error->message];
+/* Secrets shorter than this withhold a whole message rather than a part. */
+#define MIN_SCRUBBED_SECRET_LEN 4
+
+/*
+ * Replaces each occurrence of `secret` in the NUL-terminated `text`, of
+ * capacity `size`, with "*****". A secret of 1 to 3 bytes would match
+ * ordinary words, so a message containing one is withheld whole. When
+ * `text` fills its buffer it may have been cut inside the secret, so a tail
+ * that starts the secret goes too.
+ */
+void mkv_scrub(char *text, size_t size, const char *secret) {
+  char *scrubbed;
   const char *from;
   const char *hit;
   size_t used = 0;
   size_t secret_len;
+  size_t text_len;
 
-  if (error == NULL || secret == NULL || secret[0] == '\0')
+  if (text == NULL || size == 0 || secret == NULL || secret[0] == '\0')
     return;
-  if (strstr(error->message, secret) == NULL)
-    return;
-
   secret_len = strlen(secret);
-  from = error->message;
-  while ((hit = strstr(from, secret)) != NULL) {
-    used += (size_t)snprintf(scrubbed + used, sizeof scrubbed - used,
-                             "%.*s*****", (int)(hit - from), from);
-    if (used >= sizeof scrubbed)
-      break;
-    from = hit + secret_len;
+
+  if (secret_len < MIN_SCRUBBED_SECRET_LEN && strstr(text, secret) != NULL) {
+    snprintf(text, size, "(message withheld because it contains text equal "
+                         "to the URI's password)");
+    return;
   }
-  if (used < sizeof scrubbed)
-    snprintf(scrubbed + used, sizeof scrubbed - used, "%s", from);
-  memcpy(error->message, scrubbed, sizeof scrubbed);
+  if (strstr(text, secret) != NULL) {
+    scrubbed = bson_malloc(size);
+    from = text;
+    while ((hit = strstr(from, secret)) != NULL && used < size) {
+      used += (size_t)snprintf(scrubbed + used, size - used, "%.*s*****",
+                               (int)(hit - from), from);
+      from = hit + secret_len;
+    }
+    if (used < size)
+      snprintf(scrubbed + used, size - used, "%s", from);
+    memcpy(text, scrubbed, size);
+    bson_free(scrubbed);
+  }
+
+  text_len = strlen(text);
+  if (text_len + 1 < size)
+    return;
+  for (size_t k = secret_len - 1; k > 0; k--) {
+    if (k <= text_len && memcmp(text + text_len - k, secret, k) == 0) {
+      snprintf(text + text_len - k, size - (text_len - k), "*****");
+      return;
+    }
+  }
+}
+
+void mkv_error_scrub(bson_error_t *error, const char *secret) {
+  if (error != NULL)
+    mkv_scrub(error->message, sizeof error->message, secret);
 }
 
 static bool message_says_timeout(const char *message) {
@@ -117,14 +147,29 @@ static bool message_says_timeout(const char *message) {
          strstr(message, "timeout") != NULL;
 }
 
+/*
+ * Tells a socket timeout from a dropped connection. libmongoc 1.23 reports
+ * both as MONGOC_ERROR_STREAM_SOCKET with "socket error or timeout", so a
+ * failure counts as a timeout only when the operation ran for at least
+ * socketTimeoutMS.
+ */
+static bool socket_timed_out(const mkv_t *db, const mkv_op_t *op,
+                             const bson_error_t *cause) {
+  int64_t elapsed_ms = (bson_get_monotonic_time() - op->started_us) / 1000;
+
+  return db->socket_timeout_ms > 0 && message_says_timeout(cause->message) &&
+         elapsed_ms >= db->socket_timeout_ms;
+}
+
 /* Maps an error that libmongoc reported (error API version 2) to a status. */
-static int status_from_mongoc(const bson_error_t *cause) {
+static int status_from_mongoc(const mkv_t *db, const mkv_op_t *op,
+                              const bson_error_t *cause) {
   switch (cause->domain) {
   case MONGOC_ERROR_SERVER_SELECTION:
     return MKV_ECONNECT;
   case MONGOC_ERROR_STREAM:
     if (cause->code == MONGOC_ERROR_STREAM_SOCKET &&
-        message_says_timeout(cause->message))
+        socket_timed_out(db, op, cause))
       return MKV_ETIMEDOUT;
     return MKV_ECONNECT;
   case MONGOC_ERROR_BSON:
@@ -151,37 +196,56 @@ static const char *status_hint(int status) {
   case MKV_ECONNECT:
     return "; check that the server in the URI is running and reachable";
   case MKV_ETIMEDOUT:
-    return "; the server did not answer in time (see socketTimeoutMS)";
+    return "; the server did not answer within socketTimeoutMS";
   default:
     return "";
   }
 }
 
 /*
- * Fills `error` from an error that libmongoc reported for operation `op`
- * on `key` (NULL for operations without a key), keeping libmongoc's domain
- * and code, and returns the matching status.
+ * Writes what an operation is for the start of an error message: `get key
+ * "k"`, `set with a new key`, `purge` or `ping`.
  */
-int mkv_error_from_mongoc(const mkv_t *db, bson_error_t *error,
-                          const bson_error_t *cause, const char *op,
-                          const char *key) {
+void mkv_describe_op(const mkv_op_t *op, char *out, size_t out_size) {
   char quoted[MKV_KEY_QUOTE_MAX + 8];
-  int status = status_from_mongoc(cause);
+  const char *key = op->key_used != NULL ? op->key_used : op->key;
+
+  if (key != NULL) {
+    mkv_quote_key(key, quoted, sizeof quoted);
+    bson_snprintf(out, out_size, "%s key \"%s\"", mkv_op_name(op->kind),
+                  quoted);
+  } else if (op->kind == MKV_OP_SET) {
+    bson_snprintf(out, out_size, "set with a new key");
+  } else {
+    bson_snprintf(out, out_size, "%s", mkv_op_name(op->kind));
+  }
+}
+
+/*
+ * Fills `error` from an error that libmongoc reported for `op`, keeping
+ * libmongoc's domain and code, and returns the matching status.
+ */
+int mkv_error_from_mongoc(const mkv_t *db, const mkv_op_t *op,
+                          bson_error_t *error, const bson_error_t *cause) {
+  char what[MKV_KEY_QUOTE_MAX + 32];
+  char detail[sizeof cause->message];
+  int status = status_from_mongoc(db, op, cause);
 
   if (error == NULL)
     return status;
 
-  if (key != NULL) {
-    mkv_quote_key(key, quoted, sizeof quoted);
-    bson_set_error(error, cause->domain, cause->code,
-                   "%s key \"%s\" in %s.%s failed: %s%s", op, quoted,
-                   db->db_name, db->collection_name, cause->message,
+  memcpy(detail, cause->message, sizeof detail);
+  detail[sizeof detail - 1] = '\0';
+  mkv_scrub(detail, sizeof detail, db->password);
+  mkv_describe_op(op, what, sizeof what);
+
+  if (op->kind == MKV_OP_PING)
+    bson_set_error(error, cause->domain, cause->code, "ping failed: %s%s",
+                   detail, status_hint(status));
+  else
+    bson_set_error(error, cause->domain, cause->code, "%s in %s.%s failed: %s%s",
+                   what, db->db_name, db->collection_name, detail,
                    status_hint(status));
-  } else {
-    bson_set_error(error, cause->domain, cause->code, "%s on %s.%s failed: %s%s",
-                   op, db->db_name, db->collection_name, cause->message,
-                   status_hint(status));
-  }
   mkv_error_scrub(error, db->password);
   return status;
 }

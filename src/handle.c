@@ -35,42 +35,72 @@ static unsigned threadpool_size(void) {
 }
 
 /*
- * Finds the password in the user information of a URI that may not parse,
- * so that a parse error can be scrubbed of it. Returns an owned copy, or
- * NULL when there is none.
+ * Scrubs a message about a URI that did not parse of every text that could
+ * be its password. libmongoc may split the user information at any "@", so
+ * each text from the first ":" after "://" up to an "@" is a candidate.
  */
-static char *raw_uri_password(const char *uri) {
+static void scrub_raw_uri_password(char *text, size_t size, const char *uri) {
   const char *start = strstr(uri, "://");
-  const char *end;
-  const char *at = NULL;
   const char *colon;
+  const char *at;
 
   if (start == NULL)
-    return NULL;
+    return;
   start += 3;
-  end = start + strcspn(start, "/?");
-  for (const char *p = start; p < end; p++) {
-    if (*p == '@')
-      at = p;
+  colon = strchr(start, ':');
+  if (colon == NULL)
+    return;
+
+  /* The longest candidate goes first, so no shorter one splits it. */
+  for (at = strrchr(colon, '@'); at != NULL && at > colon;) {
+    char *candidate = bson_strndup(colon + 1, (size_t)(at - colon - 1));
+
+    mkv_scrub(text, size, candidate);
+    bson_free(candidate);
+    do {
+      at--;
+    } while (at > colon && *at != '@');
   }
-  if (at == NULL)
-    return NULL;
-  colon = memchr(start, ':', (size_t)(at - start));
-  if (colon == NULL || colon + 1 == at)
-    return NULL;
-  return bson_strndup(colon + 1, (size_t)(at - colon - 1));
 }
 
-static int check_name(const char *name, const char *what, const char *banned,
-                      bson_error_t *error) {
-  if (name[0] == '\0' || !bson_utf8_validate(name, strlen(name), false) ||
-      strpbrk(name, banned) != NULL) {
-    mkv_error_set(error, MKV_EINVAL,
-                  "mkv_open: invalid %s name \"%s\": it must be non-empty "
-                  "UTF-8 without any of \"%s\"",
-                  what, name, banned);
-    return MKV_EINVAL;
-  }
+/* MongoDB's limit on the length of a database name, in bytes. */
+#define MAX_DB_NAME_LEN 63
+
+static int reject_name(const char *what, const char *name, const char *rule,
+                       bson_error_t *error) {
+  char quoted[MKV_KEY_QUOTE_MAX + 8];
+
+  if (bson_utf8_validate(name, strlen(name), false))
+    mkv_quote_key(name, quoted, sizeof quoted);
+  else
+    bson_snprintf(quoted, sizeof quoted, "(not UTF-8)");
+  mkv_error_set(error, MKV_EINVAL, "mkv_open: invalid %s name \"%s\": %s",
+                what, quoted, rule);
+  return MKV_EINVAL;
+}
+
+/* Checks a database name against MongoDB's naming rules. */
+static int check_db_name(const char *name, bson_error_t *error) {
+  static const char rule[] = "it must be 1 to 63 bytes of UTF-8 without "
+                             "any of / \\ . space \" $";
+
+  if (name[0] == '\0' || strlen(name) > MAX_DB_NAME_LEN ||
+      !bson_utf8_validate(name, strlen(name), false) ||
+      strpbrk(name, "/\\. \"$") != NULL)
+    return reject_name("database", name, rule, error);
+  return MKV_OK;
+}
+
+/* Checks a collection name against MongoDB's naming rules. */
+static int check_collection_name(const char *name, bson_error_t *error) {
+  static const char rule[] = "it must be non-empty UTF-8 without \"$\", and "
+                             "must not start with \".\" or \"system.\"";
+
+  if (name[0] == '\0' || name[0] == '.' ||
+      strncmp(name, "system.", 7) == 0 ||
+      !bson_utf8_validate(name, strlen(name), false) ||
+      strchr(name, '$') != NULL)
+    return reject_name("collection", name, rule, error);
   return MKV_OK;
 }
 
@@ -114,17 +144,15 @@ static int parse_uri(const char *uri_string, const mkv_options_t *options,
                      mongoc_uri_t **uri_out, bson_error_t *error) {
   bson_error_t uri_error;
   mongoc_uri_t *uri;
-  char *password;
 
   uri = mongoc_uri_new_with_error(uri_string, &uri_error);
   if (uri == NULL) {
+    scrub_raw_uri_password(uri_error.message, sizeof uri_error.message,
+                           uri_string);
     mkv_error_set(error, MKV_EINVAL,
                   "mkv_open: invalid URI: %s; expected "
                   "mongodb://[user:password@]host[:port][/?options]",
                   uri_error.message);
-    password = raw_uri_password(uri_string);
-    mkv_error_scrub(error, password);
-    bson_free(password);
     return MKV_EINVAL;
   }
 
@@ -181,15 +209,17 @@ int mkv_open(mkv_t **db_out, const char *uri_string,
                       ? options->collection_name
                       : DEFAULT_COLLECTION_NAME);
 
-  status = check_name(db->db_name, "database", "/\\. \"$", error);
+  status = check_db_name(db->db_name, error);
   if (status == MKV_OK)
-    status = check_name(db->collection_name, "collection", "$", error);
+    status = check_collection_name(db->collection_name, error);
   if (status == MKV_OK)
     status = parse_uri(uri_string, options, &uri, error);
   if (status != MKV_OK)
     goto done;
 
   db->password = bson_strdup(mongoc_uri_get_password(uri));
+  db->socket_timeout_ms =
+      mongoc_uri_get_option_as_int32(uri, MONGOC_URI_SOCKETTIMEOUTMS, 0);
   status = create_pool(db, uri, error);
   if (status != MKV_OK)
     goto done;
@@ -230,7 +260,8 @@ int mkv_close(mkv_t *db) {
 }
 
 /* Counts a blocking call in, or rejects it when the handle is closing. */
-int mkv_enter_sync(mkv_t *db, const char *op, bson_error_t *error) {
+int mkv_enter_sync(mkv_t *db, const mkv_op_t *op, bson_error_t *error) {
+  char what[MKV_KEY_QUOTE_MAX + 32];
   int status = MKV_OK;
 
   pthread_mutex_lock(&db->mutex);
@@ -240,9 +271,11 @@ int mkv_enter_sync(mkv_t *db, const char *op, bson_error_t *error) {
     db->sync_running++;
   pthread_mutex_unlock(&db->mutex);
 
-  if (status != MKV_OK)
+  if (status != MKV_OK) {
+    mkv_describe_op(op, what, sizeof what);
     mkv_error_set(error, status, "%s: the handle is closing; open a new one",
-                  op);
+                  what);
+  }
   return status;
 }
 

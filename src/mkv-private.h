@@ -11,6 +11,18 @@
 /* The largest document a MongoDB server stores (maxBsonObjectSize). */
 #define MKV_MAX_DOCUMENT_SIZE (16 * 1024 * 1024)
 
+/*
+ * The most levels of documents and arrays that MongoDB stores in one
+ * document; the document itself is the first level.
+ */
+#define MKV_MAX_NESTING 100
+
+/* The length of an auto key: an ObjectId as 24 hex digits. */
+#define MKV_AUTO_KEY_LEN 24
+
+/* The field of a key's document that holds its value. */
+#define MKV_VALUE_FIELD "value"
+
 /* Bytes of a key that an error message quotes before it cuts the key. */
 #define MKV_KEY_QUOTE_MAX 64
 
@@ -32,6 +44,7 @@ typedef struct {
   bson_value_t result_value; /* get: owned on success */
   bool removed;              /* remove */
   mkv_keys_t keys;           /* all: owned on success */
+  int64_t started_us;        /* monotonic time the network part began */
 } mkv_op_t;
 
 typedef struct mkv_request_s mkv_request_t;
@@ -51,6 +64,7 @@ struct mkv_s {
   char *db_name;
   char *collection_name;
   char *password; /* from the URI, so messages can be scrubbed of it */
+  int32_t socket_timeout_ms; /* in effect, 0 for none */
 
   /* Everything below is guarded by mutex. */
   pthread_mutex_t mutex;
@@ -73,9 +87,10 @@ struct mkv_s {
 /* errors.c */
 void mkv_error_set(bson_error_t *error, int status, const char *fmt, ...)
     BSON_GNUC_PRINTF(3, 4);
-int mkv_error_from_mongoc(const mkv_t *db, bson_error_t *error,
-                          const bson_error_t *cause, const char *op,
-                          const char *key);
+int mkv_error_from_mongoc(const mkv_t *db, const mkv_op_t *op,
+                          bson_error_t *error, const bson_error_t *cause);
+void mkv_describe_op(const mkv_op_t *op, char *out, size_t out_size);
+void mkv_scrub(char *text, size_t size, const char *secret);
 void mkv_error_scrub(bson_error_t *error, const char *secret);
 void mkv_quote_key(const char *key, char *out, size_t out_size);
 const char *mkv_op_name(mkv_op_kind_t kind);
@@ -83,12 +98,11 @@ const char *mkv_op_name(mkv_op_kind_t kind);
 /* values.c */
 int mkv_check_key(const char *key, const char *op, bson_error_t *error);
 int mkv_check_value(const bson_value_t *value, const char *key,
-                    bson_error_t *error);
-int mkv_check_size(const bson_value_t *value, const char *key,
-                   bson_error_t *error);
+                    size_t *stored_len, bson_error_t *error);
+int mkv_check_size(size_t stored_len, const char *key, bson_error_t *error);
 
 /* handle.c */
-int mkv_enter_sync(mkv_t *db, const char *op, bson_error_t *error);
+int mkv_enter_sync(mkv_t *db, const mkv_op_t *op, bson_error_t *error);
 void mkv_leave_sync(mkv_t *db);
 void mkv_handle_free(mkv_t *db);
 

@@ -3,8 +3,6 @@
 
 #include "mkv-private.h"
 
-#define VALUE_FIELD "value"
-
 static void append_key_filter(bson_t *filter, const char *key) {
   bson_init(filter);
   BSON_APPEND_UTF8(filter, "_id", key);
@@ -32,9 +30,9 @@ static int insert_new(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
 
   bson_init(&doc);
   BSON_APPEND_UTF8(&doc, "_id", op->key_used);
-  BSON_APPEND_VALUE(&doc, VALUE_FIELD, op->value);
+  BSON_APPEND_VALUE(&doc, MKV_VALUE_FIELD, op->value);
   if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &cause))
-    status = mkv_error_from_mongoc(db, error, &cause, "set", op->key_used);
+    status = mkv_error_from_mongoc(db, op, error, &cause);
   bson_destroy(&doc);
   return status;
 }
@@ -51,14 +49,14 @@ static int run_set(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   append_key_filter(&filter, op->key_used);
   bson_init(&update);
   BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &child);
-  BSON_APPEND_VALUE(&child, VALUE_FIELD, op->value);
+  BSON_APPEND_VALUE(&child, MKV_VALUE_FIELD, op->value);
   bson_append_document_end(&update, &child);
   bson_init(&opts);
   BSON_APPEND_BOOL(&opts, "upsert", true);
 
   if (!mongoc_collection_update_one(coll, &filter, &update, &opts, NULL,
                                     &cause))
-    status = mkv_error_from_mongoc(db, error, &cause, "set", op->key_used);
+    status = mkv_error_from_mongoc(db, op, error, &cause);
 
   bson_destroy(&opts);
   bson_destroy(&update);
@@ -80,12 +78,12 @@ static int run_get(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   BSON_APPEND_INT64(&opts, "limit", 1);
   BSON_APPEND_BOOL(&opts, "singleBatch", true);
   BSON_APPEND_DOCUMENT_BEGIN(&opts, "projection", &projection);
-  BSON_APPEND_INT32(&projection, VALUE_FIELD, 1);
+  BSON_APPEND_INT32(&projection, MKV_VALUE_FIELD, 1);
   bson_append_document_end(&opts, &projection);
 
   cursor = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
   if (mongoc_cursor_next(cursor, &doc)) {
-    if (bson_iter_init_find(&iter, doc, VALUE_FIELD)) {
+    if (bson_iter_init_find(&iter, doc, MKV_VALUE_FIELD)) {
       bson_value_copy(bson_iter_value(&iter), &op->result_value);
       status = MKV_OK;
     } else {
@@ -93,7 +91,7 @@ static int run_get(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
                          "the document has no \"value\" field", error);
     }
   } else if (mongoc_cursor_error(cursor, &cause)) {
-    status = mkv_error_from_mongoc(db, error, &cause, "get", op->key);
+    status = mkv_error_from_mongoc(db, op, error, &cause);
   } else {
     status = not_found(db, "get", op->key, "key not found", error);
   }
@@ -124,7 +122,7 @@ static int run_remove(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   if (mongoc_collection_delete_one(coll, &filter, NULL, &reply, &cause))
     op->removed = deleted_count(&reply) > 0;
   else
-    status = mkv_error_from_mongoc(db, error, &cause, "remove", op->key);
+    status = mkv_error_from_mongoc(db, op, error, &cause);
 
   bson_destroy(&reply);
   bson_destroy(&filter);
@@ -138,6 +136,27 @@ static void keys_append(mkv_keys_t *keys, size_t *capacity, char *key) {
     keys->keys = bson_realloc(keys->keys, *capacity * sizeof *keys->keys);
   }
   keys->keys[keys->count++] = key;
+}
+
+/*
+ * Makes the key of an _id: the string itself, or the relaxed Extended JSON
+ * of an _id that is not a UTF-8 string without NUL (one mkv did not write).
+ */
+static char *key_from_id(bson_iter_t *iter) {
+  uint32_t len = 0;
+  const char *id;
+  char *json;
+
+  if (BSON_ITER_HOLDS_UTF8(iter)) {
+    id = bson_iter_utf8(iter, &len);
+    if (bson_utf8_validate(id, len, false))
+      return bson_strndup(id, len);
+  }
+  json = mkv_value_to_json(bson_iter_value(iter));
+  if (json == NULL)
+    json = bson_strdup_printf("(unprintable _id of BSON type 0x%02x)",
+                              (unsigned)bson_iter_type(iter));
+  return json;
 }
 
 static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
@@ -160,21 +179,10 @@ static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   while (mongoc_cursor_next(cursor, &doc)) {
     if (!bson_iter_init_find(&iter, doc, "_id"))
       continue;
-    if (BSON_ITER_HOLDS_UTF8(&iter)) {
-      uint32_t len;
-      const char *id = bson_iter_utf8(&iter, &len);
-      keys_append(&op->keys, &capacity, bson_strndup(id, len));
-    } else {
-      char *json = mkv_value_to_json(bson_iter_value(&iter));
-
-      if (json == NULL)
-        json = bson_strdup_printf("(_id of BSON type 0x%02x)",
-                                  (unsigned)bson_iter_type(&iter));
-      keys_append(&op->keys, &capacity, json);
-    }
+    keys_append(&op->keys, &capacity, key_from_id(&iter));
   }
   if (mongoc_cursor_error(cursor, &cause)) {
-    status = mkv_error_from_mongoc(db, error, &cause, "all", NULL);
+    status = mkv_error_from_mongoc(db, op, error, &cause);
     mkv_keys_destroy(&op->keys);
   }
 
@@ -184,19 +192,20 @@ static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   return status;
 }
 
-static int run_purge(mkv_t *db, mongoc_collection_t *coll,
+static int run_purge(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
                      bson_error_t *error) {
   bson_error_t cause;
   bson_t filter = BSON_INITIALIZER;
   int status = MKV_OK;
 
   if (!mongoc_collection_delete_many(coll, &filter, NULL, NULL, &cause))
-    status = mkv_error_from_mongoc(db, error, &cause, "purge", NULL);
+    status = mkv_error_from_mongoc(db, op, error, &cause);
   bson_destroy(&filter);
   return status;
 }
 
-static int run_ping(mkv_t *db, mongoc_client_t *client, bson_error_t *error) {
+static int run_ping(mkv_t *db, mongoc_client_t *client, mkv_op_t *op,
+                    bson_error_t *error) {
   bson_error_t cause;
   bson_t command, reply;
   int status = MKV_OK;
@@ -205,7 +214,7 @@ static int run_ping(mkv_t *db, mongoc_client_t *client, bson_error_t *error) {
   BSON_APPEND_INT32(&command, "ping", 1);
   if (!mongoc_client_command_simple(client, "admin", &command, NULL, &reply,
                                     &cause))
-    status = mkv_error_from_mongoc(db, error, &cause, "ping", NULL);
+    status = mkv_error_from_mongoc(db, op, error, &cause);
   bson_destroy(&reply);
   bson_destroy(&command);
   return status;
@@ -238,12 +247,16 @@ int mkv_op_run(mkv_t *db, mkv_op_t *op, bson_error_t *error) {
   if (op->kind == MKV_OP_SET && op->key_used == NULL)
     mkv_op_choose_key(op);
 
+  op->started_us = bson_get_monotonic_time();
   client = mongoc_client_pool_pop(db->pool);
   if (client == NULL) {
+    char what[MKV_KEY_QUOTE_MAX + 32];
+
+    mkv_describe_op(op, what, sizeof what);
     mkv_error_set(error, MKV_ETIMEDOUT,
                   "%s: no pooled client came free within waitQueueTimeoutMS; "
                   "raise maxPoolSize or waitQueueTimeoutMS in the URI",
-                  mkv_op_name(op->kind));
+                  what);
     return MKV_ETIMEDOUT;
   }
   coll = mongoc_client_get_collection(client, db->db_name, db->collection_name);
@@ -262,11 +275,11 @@ int mkv_op_run(mkv_t *db, mkv_op_t *op, bson_error_t *error) {
     status = run_all(db, coll, op, error);
     break;
   case MKV_OP_PURGE:
-    status = run_purge(db, coll, error);
+    status = run_purge(db, coll, op, error);
     break;
   case MKV_OP_PING:
   default:
-    status = run_ping(db, client, error);
+    status = run_ping(db, client, op, error);
     break;
   }
 
@@ -287,6 +300,7 @@ void mkv_op_cleanup(mkv_op_t *op) {
 /* Checks the handle and the key or value that an operation takes. */
 int mkv_op_check(const mkv_t *db, const mkv_op_t *op, bson_error_t *error) {
   const char *name = mkv_op_name(op->kind);
+  size_t stored_len = 0;
 
   if (db == NULL) {
     mkv_error_set(error, MKV_EINVAL, "%s: db is NULL; pass an open handle",
@@ -297,9 +311,9 @@ int mkv_op_check(const mkv_t *db, const mkv_op_t *op, bson_error_t *error) {
   case MKV_OP_SET:
     if (op->key != NULL && mkv_check_key(op->key, name, error) != MKV_OK)
       return MKV_EINVAL;
-    if (mkv_check_value(op->value, op->key, error) != MKV_OK)
+    if (mkv_check_value(op->value, op->key, &stored_len, error) != MKV_OK)
       return MKV_EINVAL;
-    return mkv_check_size(op->value, op->key, error);
+    return mkv_check_size(stored_len, op->key, error);
   case MKV_OP_GET:
   case MKV_OP_REMOVE:
     return mkv_check_key(op->key, name, error);
@@ -314,7 +328,7 @@ static int run_blocking(mkv_t *db, mkv_op_t *op, bson_error_t *error) {
 
   if (status != MKV_OK)
     return status;
-  status = mkv_enter_sync(db, mkv_op_name(op->kind), error);
+  status = mkv_enter_sync(db, op, error);
   if (status != MKV_OK)
     return status;
   status = mkv_op_run(db, op, error);
@@ -344,8 +358,12 @@ int mkv_get(mkv_t *db, const char *key, bson_value_t *value,
   int status;
 
   if (value == NULL) {
-    mkv_error_set(error, MKV_EINVAL, "get: value is NULL; pass a bson_value_t "
-                                     "to receive the value");
+    char what[MKV_KEY_QUOTE_MAX + 32];
+
+    mkv_describe_op(&op, what, sizeof what);
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: value is NULL; pass a bson_value_t to receive the value",
+                  what);
     return MKV_EINVAL;
   }
   status = run_blocking(db, &op, error);

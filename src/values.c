@@ -123,7 +123,7 @@ char *mkv_value_to_json(const bson_value_t *value) {
   char *text;
   size_t len = 0;
 
-  if (value == NULL || mkv_check_value(value, NULL, NULL) != MKV_OK)
+  if (value == NULL || mkv_check_value(value, NULL, NULL, NULL) != MKV_OK)
     goto done;
   if (!bson_append_value(&doc, WRAP_KEY, -1, value))
     goto done;
@@ -197,10 +197,46 @@ static bool type_is_known(bson_type_t type) {
   }
 }
 
-/* Checks that the string an iterator points at is UTF-8 (NUL allowed). */
-static bool string_is_utf8(const bson_iter_t *iter) {
+/* Checks that every pointer a value of its type needs is set. */
+static bool pointers_present(const bson_value_t *value) {
+  const bson_value_t *v = value;
+
+  switch (v->value_type) {
+  case BSON_TYPE_UTF8:
+    return v->value.v_utf8.str != NULL;
+  case BSON_TYPE_SYMBOL:
+    return v->value.v_symbol.symbol != NULL;
+  case BSON_TYPE_CODE:
+    return v->value.v_code.code != NULL;
+  case BSON_TYPE_DOCUMENT:
+  case BSON_TYPE_ARRAY:
+    return v->value.v_doc.data != NULL;
+  case BSON_TYPE_BINARY:
+    return v->value.v_binary.data != NULL || v->value.v_binary.data_len == 0;
+  case BSON_TYPE_REGEX:
+    return v->value.v_regex.regex != NULL && v->value.v_regex.options != NULL;
+  case BSON_TYPE_DBPOINTER:
+    return v->value.v_dbpointer.collection != NULL;
+  case BSON_TYPE_CODEWSCOPE:
+    return v->value.v_codewscope.code != NULL &&
+           v->value.v_codewscope.scope_data != NULL;
+  default:
+    return true;
+  }
+}
+
+static bool cstring_is_utf8(const char *str) {
+  return str != NULL && bson_utf8_validate(str, strlen(str), false);
+}
+
+/* Checks that the strings of the element an iterator points at are UTF-8. */
+static bool element_strings_are_utf8(const bson_iter_t *iter) {
   uint32_t len = 0;
-  const char *str;
+  uint32_t scope_len = 0;
+  const uint8_t *scope = NULL;
+  const char *str = NULL;
+  const char *options = NULL;
+  const bson_oid_t *oid = NULL;
 
   switch (bson_iter_type(iter)) {
   case BSON_TYPE_UTF8:
@@ -212,94 +248,84 @@ static bool string_is_utf8(const bson_iter_t *iter) {
   case BSON_TYPE_CODE:
     str = bson_iter_code(iter, &len);
     break;
+  case BSON_TYPE_CODEWSCOPE:
+    str = bson_iter_codewscope(iter, &len, &scope_len, &scope);
+    break;
+  case BSON_TYPE_DBPOINTER:
+    bson_iter_dbpointer(iter, &len, &str, &oid);
+    break;
+  case BSON_TYPE_REGEX:
+    str = bson_iter_regex(iter, &options);
+    return cstring_is_utf8(str) && cstring_is_utf8(options);
   default:
     return true;
   }
   return str != NULL && bson_utf8_validate(str, len, true);
 }
 
+/* Starts `child` on the document or code scope that `iter` points at. */
+static bool enter_element(const bson_iter_t *iter, bson_iter_t *child) {
+  uint32_t len = 0;
+  uint32_t scope_len = 0;
+  const uint8_t *scope = NULL;
+
+  if (BSON_ITER_HOLDS_DOCUMENT(iter) || BSON_ITER_HOLDS_ARRAY(iter))
+    return bson_iter_recurse(iter, child);
+  bson_iter_codewscope(iter, &len, &scope_len, &scope);
+  return scope != NULL && bson_iter_init_from_data(child, scope, scope_len);
+}
+
+static bool element_has_children(const bson_iter_t *iter) {
+  return BSON_ITER_HOLDS_DOCUMENT(iter) || BSON_ITER_HOLDS_ARRAY(iter) ||
+         BSON_ITER_HOLDS_CODEWSCOPE(iter);
+}
+
+typedef enum {
+  CONTENT_OK,
+  CONTENT_NOT_UTF8,
+  CONTENT_TOO_DEEP,
+  CONTENT_CORRUPT,
+} content_check_t;
+
 /*
- * Walks every key and string of a well-formed document, nested ones
- * included, and returns false at the first that is not UTF-8. It keeps its
- * own stack of iterators, so deep nesting cannot overflow the C stack.
+ * Walks every key and string of a well-formed document, nested documents
+ * and code scopes included, and checks that each is UTF-8 and that nesting
+ * stays within MKV_MAX_NESTING levels (the document itself is level 1). It
+ * keeps its own stack of iterators, so no input can overflow the C stack.
  */
-static bool document_is_utf8(const bson_t *doc) {
-  bson_iter_t *stack;
+static content_check_t check_content(const bson_t *doc) {
+  /* A struct per level, because bson_iter_t's alignment exceeds its size. */
+  struct {
+    bson_iter_t iter;
+  } stack[MKV_MAX_NESTING];
   size_t depth = 0;
-  size_t capacity = 16;
-  bool valid = true;
 
-  stack = bson_malloc(capacity * sizeof *stack);
-  if (!bson_iter_init(&stack[0], doc)) {
-    bson_free(stack);
-    return false;
-  }
+  if (!bson_iter_init(&stack[0].iter, doc))
+    return CONTENT_CORRUPT;
 
-  while (valid) {
-    bson_iter_t *iter = &stack[depth];
+  for (;;) {
+    bson_iter_t *iter = &stack[depth].iter;
 
     if (!bson_iter_next(iter)) {
+      if (iter->err_off != 0)
+        return CONTENT_CORRUPT;
       if (depth == 0)
-        break;
+        return CONTENT_OK;
       depth--;
       continue;
     }
     if (!bson_utf8_validate(bson_iter_key(iter), bson_iter_key_len(iter),
                             false) ||
-        !string_is_utf8(iter)) {
-      valid = false;
-      break;
-    }
-    if (BSON_ITER_HOLDS_DOCUMENT(iter) || BSON_ITER_HOLDS_ARRAY(iter)) {
-      if (depth + 1 == capacity) {
-        capacity *= 2;
-        stack = bson_realloc(stack, capacity * sizeof *stack);
-        iter = &stack[depth];
-      }
-      if (!bson_iter_recurse(iter, &stack[depth + 1])) {
-        valid = false;
-        break;
-      }
-      depth++;
-    }
+        !element_strings_are_utf8(iter))
+      return CONTENT_NOT_UTF8;
+    if (!element_has_children(iter))
+      continue;
+    if (depth + 1 == MKV_MAX_NESTING)
+      return CONTENT_TOO_DEEP;
+    if (!enter_element(iter, &stack[depth + 1].iter))
+      return CONTENT_CORRUPT;
+    depth++;
   }
-
-  bson_free(stack);
-  return valid;
-}
-
-/* Checks a document or array value: well-formed BSON with UTF-8 strings. */
-static int check_document(const bson_value_t *value, const char *where,
-                          bson_error_t *error) {
-  const char *kind =
-      value->value_type == BSON_TYPE_ARRAY ? "array" : "document";
-  bson_error_t invalid;
-  bson_t doc;
-
-  if (value->value.v_doc.data == NULL ||
-      !bson_init_static(&doc, value->value.v_doc.data,
-                        value->value.v_doc.data_len)) {
-    mkv_error_set(error, MKV_EINVAL, "%s: value is not a well-formed BSON %s",
-                  where, kind);
-    return MKV_EINVAL;
-  }
-  if (!bson_validate_with_error(&doc, BSON_VALIDATE_NONE, &invalid)) {
-    mkv_error_set(error, MKV_EINVAL, "%s: value is invalid BSON: %s", where,
-                  invalid.message);
-    return MKV_EINVAL;
-  }
-  /*
-   * libbson 1.23's bson_validate() with BSON_VALIDATE_UTF8 accepts invalid
-   * UTF-8 in string values, so the strings are checked here instead.
-   */
-  if (!document_is_utf8(&doc)) {
-    mkv_error_set(error, MKV_EINVAL,
-                  "%s: the %s value contains a key or string that is not valid "
-                  "UTF-8; encode it as UTF-8 or store the bytes as binary",
-                  where, kind);
-    return MKV_EINVAL;
-  }
-  return MKV_OK;
 }
 
 /* Writes where a set failed, for the start of an error message. */
@@ -314,76 +340,107 @@ static void describe_set(const char *key, char *out, size_t out_size) {
   bson_snprintf(out, out_size, "set key \"%s\"", quoted);
 }
 
+/* Checks a value wrapped as the one field of `wrapper`. */
+static int check_wrapped(const bson_t *wrapper, const char *where,
+                         bson_error_t *error) {
+  bson_error_t invalid;
+
+  if (!bson_validate_with_error(wrapper, BSON_VALIDATE_NONE, &invalid)) {
+    mkv_error_set(error, MKV_EINVAL, "%s: value is malformed BSON: %s", where,
+                  invalid.message);
+    return MKV_EINVAL;
+  }
+
+  /*
+   * libbson 1.23's bson_validate() with BSON_VALIDATE_UTF8 accepts invalid
+   * UTF-8 in string values, so check_content() checks the strings itself.
+   */
+  switch (check_content(wrapper)) {
+  case CONTENT_OK:
+    return MKV_OK;
+  case CONTENT_NOT_UTF8:
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: value contains a key or string that is not valid "
+                  "UTF-8; encode text as UTF-8 or store the bytes as binary",
+                  where);
+    return MKV_EINVAL;
+  case CONTENT_TOO_DEEP:
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: value nests documents and arrays more than %d levels "
+                  "deep, the most MongoDB stores (the key's document is the "
+                  "first level); flatten the value",
+                  where, MKV_MAX_NESTING);
+    return MKV_EINVAL;
+  case CONTENT_CORRUPT:
+  default:
+    mkv_error_set(error, MKV_EINVAL, "%s: value is malformed BSON", where);
+    return MKV_EINVAL;
+  }
+}
+
 /*
- * Checks that the document {_id: key, value: value} fits the server's
- * document size limit, so that a value too large is never sent. An auto
- * key is 24 bytes.
+ * Checks that a value can be stored: a known BSON type with the pointers it
+ * needs, well-formed BSON, UTF-8 keys and strings, and at most
+ * MKV_MAX_NESTING levels. `key` names the key in the message (NULL for an
+ * auto key). When `stored_len` is not NULL it receives the size of the
+ * document {_id: key, value: value}.
  */
-int mkv_check_size(const bson_value_t *value, const char *key,
-                   bson_error_t *error) {
+int mkv_check_value(const bson_value_t *value, const char *key,
+                    size_t *stored_len, bson_error_t *error) {
   char where[MKV_KEY_QUOTE_MAX + 32];
   bson_t wrapper = BSON_INITIALIZER;
-  size_t key_len = key == NULL ? 24 : strlen(key);
-  size_t stored_len = SIZE_MAX;
+  size_t key_len = key == NULL ? MKV_AUTO_KEY_LEN : strlen(key);
+  int status = MKV_EINVAL;
 
+  describe_set(key, where, sizeof where);
+  if (value == NULL) {
+    mkv_error_set(error, MKV_EINVAL, "%s: value is NULL; pass a bson_value_t",
+                  where);
+    goto done;
+  }
+  if (!type_is_known(value->value_type)) {
+    mkv_error_set(error, MKV_EINVAL, "%s: value has unknown BSON type 0x%02x",
+                  where, (unsigned)value->value_type);
+    goto done;
+  }
+  if (!pointers_present(value)) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: value of BSON type 0x%02x has a NULL data pointer",
+                  where, (unsigned)value->value_type);
+    goto done;
+  }
+  if (!bson_append_value(&wrapper, MKV_VALUE_FIELD, -1, value)) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: value cannot be encoded as BSON; check its lengths",
+                  where);
+    goto done;
+  }
+
+  status = check_wrapped(&wrapper, where, error);
   /* {value: v} plus the _id element: type, "_id\0", length, key, NUL. */
-  if (bson_append_value(&wrapper, "value", 5, value))
-    stored_len = wrapper.len + 1 + 4 + 4 + key_len + 1;
+  if (status == MKV_OK && stored_len != NULL)
+    *stored_len = wrapper.len + 1 + 4 + 4 + key_len + 1;
+
+done:
   bson_destroy(&wrapper);
+  return status;
+}
+
+/*
+ * Checks that the document {_id: key, value: value} of a checked value fits
+ * the server's document size limit, so a value too large is never sent.
+ */
+int mkv_check_size(size_t stored_len, const char *key, bson_error_t *error) {
+  char where[MKV_KEY_QUOTE_MAX + 32];
 
   if (stored_len <= MKV_MAX_DOCUMENT_SIZE)
     return MKV_OK;
 
   describe_set(key, where, sizeof where);
   mkv_error_set(error, MKV_EINVAL,
-                "%s: value too large: the document would exceed the "
-                "%d-byte (16 MiB) limit of a MongoDB document; split the "
+                "%s: value too large: the document would be %zu bytes, over "
+                "the %d-byte (16 MiB) limit of a MongoDB document; split the "
                 "value or store it elsewhere",
-                where, MKV_MAX_DOCUMENT_SIZE);
+                where, stored_len, MKV_MAX_DOCUMENT_SIZE);
   return MKV_EINVAL;
-}
-
-/*
- * Checks that a value can be stored: a known BSON type, UTF-8 strings, and
- * well-formed documents. `key` names the key in the message (NULL for an
- * auto key).
- */
-int mkv_check_value(const bson_value_t *value, const char *key,
-                    bson_error_t *error) {
-  char where[MKV_KEY_QUOTE_MAX + 32];
-
-  describe_set(key, where, sizeof where);
-
-  if (value == NULL) {
-    mkv_error_set(error, MKV_EINVAL, "%s: value is NULL; pass a bson_value_t",
-                  where);
-    return MKV_EINVAL;
-  }
-  if (!type_is_known(value->value_type)) {
-    mkv_error_set(error, MKV_EINVAL, "%s: value has unknown BSON type 0x%02x",
-                  where, (unsigned)value->value_type);
-    return MKV_EINVAL;
-  }
-
-  switch (value->value_type) {
-  case BSON_TYPE_UTF8:
-    if (value->value.v_utf8.str == NULL) {
-      mkv_error_set(error, MKV_EINVAL, "%s: string value is NULL", where);
-      return MKV_EINVAL;
-    }
-    if (!bson_utf8_validate(value->value.v_utf8.str, value->value.v_utf8.len,
-                            true)) {
-      mkv_error_set(error, MKV_EINVAL,
-                    "%s: string value is not valid UTF-8; encode it as UTF-8 "
-                    "or store it as binary",
-                    where);
-      return MKV_EINVAL;
-    }
-    return MKV_OK;
-  case BSON_TYPE_DOCUMENT:
-  case BSON_TYPE_ARRAY:
-    return check_document(value, where, error);
-  default:
-    return MKV_OK;
-  }
 }

@@ -306,6 +306,119 @@ static void invalid_document_bytes(void **state) {
   check_value_rejected(*state, &value);
 }
 
+/* Each BSON type that carries text rejects invalid UTF-8 in it. */
+static void invalid_text_types(void **state) {
+  static const uint8_t scope[] = {0x0e, 0x00, 0x00, 0x00, 0x02, 's',  0x00,
+                                  0x02, 0x00, 0x00, 0x00, 0xff, 0x00, 0x00};
+  bson_value_t values[5];
+
+  memset(values, 0, sizeof values);
+  values[0].value_type = BSON_TYPE_REGEX;
+  values[0].value.v_regex.regex = (char *)"r\xff";
+  values[0].value.v_regex.options = (char *)"i";
+  values[1].value_type = BSON_TYPE_CODE;
+  values[1].value.v_code.code = (char *)"x\xff";
+  values[1].value.v_code.code_len = 2;
+  values[2].value_type = BSON_TYPE_SYMBOL;
+  values[2].value.v_symbol.symbol = (char *)"x\xff";
+  values[2].value.v_symbol.len = 2;
+  values[3].value_type = BSON_TYPE_DBPOINTER;
+  values[3].value.v_dbpointer.collection = (char *)"c\xff";
+  values[3].value.v_dbpointer.collection_len = 2;
+  values[4].value_type = BSON_TYPE_CODEWSCOPE;
+  values[4].value.v_codewscope.code = (char *)"f()";
+  values[4].value.v_codewscope.code_len = 3;
+  values[4].value.v_codewscope.scope_data = (uint8_t *)scope;
+  values[4].value.v_codewscope.scope_len = sizeof scope;
+
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    bson_error_t error = {0};
+
+    CHECK_STATUS(MKV_EINVAL,
+                 mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL,
+                         &error),
+                 &error);
+    assert_non_null(strstr(error.message, "UTF-8"));
+    assert_null(mkv_value_to_json(&values[i]));
+  }
+  assert_key_count(*state, 0);
+}
+
+/* A value whose type needs a pointer that is NULL is rejected, not read. */
+static void value_null_pointers(void **state) {
+  bson_value_t values[5];
+
+  memset(values, 0, sizeof values);
+  values[0].value_type = BSON_TYPE_REGEX;
+  values[0].value.v_regex.options = (char *)"";
+  values[1].value_type = BSON_TYPE_CODE;
+  values[1].value.v_code.code_len = 4;
+  values[2].value_type = BSON_TYPE_DBPOINTER;
+  values[2].value.v_dbpointer.collection_len = 4;
+  values[3].value_type = BSON_TYPE_BINARY;
+  values[3].value.v_binary.data_len = 5;
+  values[4].value_type = BSON_TYPE_ARRAY;
+  values[4].value.v_doc.data_len = 5;
+
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    bson_error_t error = {0};
+
+    CHECK_STATUS(MKV_EINVAL,
+                 mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL,
+                         &error),
+                 &error);
+    assert_non_null(strstr(error.message, "NULL"));
+    assert_null(strstr(error.message, "too large"));
+    assert_null(mkv_value_to_json(&values[i]));
+  }
+  assert_key_count(*state, 0);
+}
+
+/* Wraps `value` in `levels` nested documents {"d": ...}. */
+static void nest_documents(bson_t *out, int levels) {
+  bson_t inner = BSON_INITIALIZER;
+
+  BSON_APPEND_INT32(&inner, "leaf", 1);
+  for (int i = 1; i < levels; i++) {
+    bson_t outer = BSON_INITIALIZER;
+
+    BSON_APPEND_DOCUMENT(&outer, "d", &inner);
+    bson_destroy(&inner);
+    bson_steal(&inner, &outer);
+  }
+  bson_steal(out, &inner);
+}
+
+/*
+ * MongoDB stores at most 100 levels of documents and arrays, the key's own
+ * document being the first, so a value may nest 99 levels deep.
+ */
+static void value_nesting_limit(void **state) {
+  test_fixture_t *fixture = *state;
+  bson_t deepest_allowed, too_deep;
+  bson_value_t allowed, rejected;
+  bson_error_t error = {0};
+  char *json;
+
+  nest_documents(&deepest_allowed, 99);
+  nest_documents(&too_deep, 100);
+  allowed = test_document_value(&deepest_allowed);
+  rejected = test_document_value(&too_deep);
+
+  json = mkv_value_to_json(&allowed);
+  assert_non_null(json);
+  bson_free(json);
+  assert_null(mkv_value_to_json(&rejected));
+
+  CHECK_STATUS(MKV_EINVAL,
+               mkv_set(fixture->db, "deep", &rejected, NULL, &error), &error);
+  assert_non_null(strstr(error.message, "100 levels"));
+  assert_key_count(fixture, 0);
+
+  bson_destroy(&deepest_allowed);
+  bson_destroy(&too_deep);
+}
+
 /* A 17 MiB string cannot fit in a 16 MiB document. */
 static void value_too_large(void **state) {
   test_fixture_t *fixture = *state;
@@ -369,6 +482,9 @@ static void open_invalid_names(void **state) {
       {.db_name = ""},         {.collection_name = ""},
       {.db_name = "bad.name"}, {.db_name = "bad/name"},
       {.db_name = "bad\xff"},  {.collection_name = "bad$name"},
+      {.collection_name = "system.users"},
+      {.collection_name = ".hidden"},
+      {.db_name = "a234567890123456789012345678901234567890123456789012345678901234"},
   };
   int sentinel = 0;
 
@@ -384,6 +500,40 @@ static void open_invalid_names(void **state) {
     }
     CHECK_STATUS(MKV_EINVAL, status, &error);
     assert_null(db);
+  }
+}
+
+/*
+ * URIs that do not parse, with passwords that libmongoc quotes in its
+ * message: an "@" or "?" inside the password, and one longer than a
+ * bson_error_t message.
+ */
+static void password_hidden_bad_uri(void **state) {
+  char long_uri[1024];
+  char long_password[601];
+  const char *uris[] = {
+      "mongodb://user:secret:pw@x@127.0.0.1:1/",
+      "mongodb://user:secret?pw:x@127.0.0.1:1/",
+      long_uri,
+  };
+  const char *passwords[] = {"secret", "secret", long_password + 301};
+
+  (void)state;
+  /* The ":" makes libmongoc reject the password and quote it. */
+  memset(long_password, 'q', sizeof long_password - 1);
+  long_password[sizeof long_password - 1] = '\0';
+  long_password[300] = ':';
+  snprintf(long_uri, sizeof long_uri, "mongodb://user:%s@127.0.0.1:1/",
+           long_password);
+
+  for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
+    mkv_t *db = NULL;
+    bson_error_t error = {0};
+
+    CHECK_STATUS(MKV_EINVAL, mkv_open(&db, uris[i], NULL, &error), &error);
+    assert_null(db);
+    assert_null(strstr(error.message, passwords[i]));
+    assert_null(strstr(error.message, "qqqqq"));
   }
 }
 
@@ -831,10 +981,14 @@ int main(void) {
       TEST_CASE(invalid_string_utf8),
       TEST_CASE(invalid_document_utf8),
       TEST_CASE(invalid_document_bytes),
+      TEST_CASE(invalid_text_types),
+      TEST_CASE(value_null_pointers),
+      TEST_CASE(value_nesting_limit),
       TEST_CASE(value_too_large),
       TEST_CASE(open_invalid_uri),
       TEST_CASE(open_invalid_names),
       TEST_CASE(password_hidden),
+      TEST_CASE(password_hidden_bad_uri),
       TEST_CASE(unreachable_sync),
       TEST_CASE(unreachable_async),
       TEST_CASE(unreachable_option),
