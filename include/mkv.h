@@ -114,7 +114,7 @@ typedef struct {
    * threadpool at once; the rest wait in mkv's own queue in call order.
    * 0 means the threadpool size minus one (UV_THREADPOOL_SIZE, libuv's
    * default 4, so 3), which leaves a thread for uv_fs_* and
-   * uv_getaddrinfo work even while the server does not answer. The one
+   * uv_getaddrinfo work even while the server does not reply. The one
    * exception: a loop with none of its own operations running may always
    * start one, so with several loops on one handle each may take one
    * thread beyond the limit.
@@ -153,9 +153,9 @@ MKV_EXTERN int mkv_open(mkv_t **db, const char *uri,
  * Initializes libmongoc for this process (mongoc_init()). mkv_open() calls
  * it, so most programs never need to. It is safe to call any number of
  * times from any thread. A program that also uses libmongoc directly may
- * call mongoc_init() itself before or after; it must call mongoc_cleanup(),
- * if at all, only after every mkv handle is closed, because mkv never calls
- * it.
+ * call mongoc_init() itself, before or after. Such a program calls
+ * mongoc_cleanup(), if at all, only after every mkv handle is closed; mkv
+ * never calls it.
  */
 MKV_EXTERN void mkv_init(void);
 
@@ -173,9 +173,8 @@ MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
  * Returns MKV_OK when the handle was freed; db must not be used again.
  * Returns MKV_EBUSY and keeps the handle open when _async operations have
  * not yet called back or blocking operations are still running on other
- * threads; inside an mkv callback it always returns MKV_EBUSY, because
- * that callback's operation is still pending, so use mkv_close_async()
- * there. Returns MKV_ECLOSED when mkv_close_async() was already called on
+ * threads. Inside an mkv callback it always returns MKV_EBUSY, because
+ * that callback's operation is still pending: use mkv_close_async() there. Returns MKV_ECLOSED when mkv_close_async() was already called on
  * it, and MKV_EINVAL for a NULL db.
  */
 MKV_EXTERN int mkv_close(mkv_t *db);
@@ -237,7 +236,7 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  * Statuses that any of them can return besides those listed: MKV_EINVAL
  * (NULL db or other required argument), MKV_ECONNECT (no server could be
  * selected in time, or the connection failed), MKV_ETIMEDOUT (the server
- * did not answer within socketTimeoutMS, or no pooled client came free
+ * did not reply within socketTimeoutMS, or no pooled client came free
  * within waitQueueTimeoutMS; libmongoc 1.23 reports a timed-out and a
  * dropped connection alike, so a socket failure counts as a timeout when
  * the operation ran for at least socketTimeoutMS), MKV_ESERVER (the server rejected the

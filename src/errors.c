@@ -196,7 +196,7 @@ static const char *status_hint(int status) {
   case MKV_ECONNECT:
     return "; check that the server in the URI is running and reachable";
   case MKV_ETIMEDOUT:
-    return "; the server did not answer within socketTimeoutMS";
+    return "; the server did not reply within socketTimeoutMS";
   default:
     return "";
   }
