@@ -174,8 +174,9 @@ MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
  * Returns MKV_EBUSY and keeps the handle open when _async operations have
  * not yet called back or blocking operations are still running on other
  * threads. Inside an mkv callback it always returns MKV_EBUSY, because
- * that callback's operation is still pending: use mkv_close_async() there. Returns MKV_ECLOSED when mkv_close_async() was already called on
- * it, and MKV_EINVAL for a NULL db.
+ * that callback's operation is still pending: use mkv_close_async() there.
+ * Returns MKV_ECLOSED when mkv_close_async() was already called on it, and
+ * MKV_EINVAL for a NULL db.
  */
 MKV_EXTERN int mkv_close(mkv_t *db);
 
@@ -195,7 +196,9 @@ MKV_EXTERN bson_value_t mkv_null(void);
 /*
  * Parses relaxed or canonical Extended JSON text of any one value: an
  * object, array, string, number, true, false, null, or a typed wrapper
- * such as {"$oid": "..."} or {"$date": ...}.
+ * such as {"$oid": "..."} or {"$date": ...}. A plain integer becomes an
+ * int32 when it fits and an int64 otherwise, and a number with a fraction
+ * or exponent a double. Nesting may go 99 levels deep.
  *
  * json:  borrowed, NUL-terminated UTF-8.
  * value: out; on success an owned value, to be released with
@@ -208,7 +211,8 @@ MKV_EXTERN int mkv_json(const char *json, bson_value_t *value,
                         bson_error_t *error);
 
 /*
- * Renders a value as relaxed Extended JSON ("harrison", 42, {"a": [1]}).
+ * Renders a value as relaxed Extended JSON in libbson's layout:
+ * "harrison", 42, { "a" : [ 1 ] }, { "$oid" : "..." }.
  * Returns a string to release with bson_free(), or NULL for a NULL value
  * or one that mkv_set() would reject as invalid.
  */
@@ -239,9 +243,9 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  * did not reply within socketTimeoutMS, or no pooled client came free
  * within waitQueueTimeoutMS; libmongoc 1.23 reports a timed-out and a
  * dropped connection alike, so a socket failure counts as a timeout when
- * the operation ran for at least socketTimeoutMS), MKV_ESERVER (the server rejected the
- * operation; the error holds its code and message), MKV_ECLOSED (the handle
- * is closing) and MKV_ENOMEM.
+ * the operation ran for at least socketTimeoutMS), MKV_ESERVER (the server
+ * rejected the operation; the error holds its code and message),
+ * MKV_ECLOSED (the handle is closing) and MKV_ENOMEM.
  */
 
 /*
@@ -285,10 +289,11 @@ MKV_EXTERN int mkv_remove(mkv_t *db, const char *key, bool *removed,
 /*
  * Lists every key in the collection, in the server's order.
  *
- * keys: out; on success owns the keys, to be released with
- *       mkv_keys_destroy(). Set to empty on failure. A document whose _id
- *       is not a string (one not written by mkv) is listed by the relaxed
- *       Extended JSON of its _id, such as {"$oid": "..."}.
+ * keys: out, need not be initialized; on success owns the keys, to be
+ *       released with mkv_keys_destroy(). Set to empty on failure. A
+ *       document whose _id is not a UTF-8 string (one not written by mkv)
+ *       is listed by the relaxed Extended JSON of its _id, such as
+ *       { "$oid" : "..." }, which mkv_get() cannot look up.
  */
 MKV_EXTERN int mkv_all(mkv_t *db, mkv_keys_t *keys, bson_error_t *error);
 
@@ -316,14 +321,17 @@ MKV_EXTERN int mkv_purge(mkv_t *db, bson_error_t *error);
  * A callback may call any mkv function, mkv_close_async() included.
  */
 
-/* The outcome of an _async operation; everything in it is borrowed. */
+/*
+ * The outcome of an _async operation; everything in it is borrowed. Fields
+ * that the operation does not fill are NULL or false.
+ */
 typedef struct {
   int status;                /* MKV_OK or a negative MKV_E* status */
   const bson_error_t *error; /* details; message is "" on success */
-  const char *key;           /* set: the key used, auto keys included */
-  const bson_value_t *value; /* get: the value read, NULL otherwise */
+  const char *key;           /* set: the key used, also on failure */
+  const bson_value_t *value; /* get on success: the value read; else NULL */
   bool removed;              /* remove: whether a document was deleted */
-  const mkv_keys_t *keys;    /* all: the keys read, NULL otherwise */
+  const mkv_keys_t *keys;    /* all on success: the keys read; else NULL */
 } mkv_result_t;
 
 /*

@@ -243,9 +243,9 @@ int mkv_error_from_mongoc(const mkv_t *db, const mkv_op_t *op,
     bson_set_error(error, cause->domain, cause->code, "ping failed: %s%s",
                    detail, status_hint(status));
   else
-    bson_set_error(error, cause->domain, cause->code, "%s in %s.%s failed: %s%s",
-                   what, db->db_name, db->collection_name, detail,
-                   status_hint(status));
+    bson_set_error(error, cause->domain, cause->code,
+                   "%s in %s.%s failed: %s%s", what, db->db_name,
+                   db->collection_name, detail, status_hint(status));
   mkv_error_scrub(error, db->password);
   return status;
 }

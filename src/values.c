@@ -6,6 +6,38 @@
 /* The field name that wraps a lone value into a parseable document. */
 #define WRAP_KEY "v"
 
+/* The text that mkv_json() puts before the caller's JSON. */
+#define WRAP_PREFIX "{\"" WRAP_KEY "\": "
+
+/*
+ * Reports a libbson parse error of the wrapped text, with the position
+ * counted from the start of the caller's `json_len` bytes.
+ */
+static void report_parse_error(const char *message, size_t json_len,
+                               bson_error_t *error) {
+  static const char marker[] = ", position ";
+  const char *at = strstr(message, marker);
+  const long prefix_len = (long)sizeof WRAP_PREFIX - 1;
+  char *rest = NULL;
+  long position;
+
+  if (at == NULL) {
+    mkv_error_set(error, MKV_EINVAL, "mkv_json: invalid Extended JSON: %s",
+                  message);
+    return;
+  }
+  position = strtol(at + sizeof marker - 1, &rest, 10) - prefix_len;
+  if (position < 0 || (size_t)position >= json_len) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "mkv_json: invalid Extended JSON: the text ends before "
+                  "its value is complete");
+    return;
+  }
+  mkv_error_set(error, MKV_EINVAL,
+                "mkv_json: invalid Extended JSON: %.*s, position %ld%s",
+                (int)(at - message), message, position, rest);
+}
+
 bson_value_t mkv_str(const char *str) {
   bson_value_t value;
 
@@ -80,15 +112,14 @@ int mkv_json(const char *json, bson_value_t *value, bson_error_t *error) {
    * of {"v": ...}. Text that closes the wrapper early shows up as a second
    * document or a parse error, and text that adds fields as extra keys.
    */
-  wrapped = bson_strdup_printf("{\"" WRAP_KEY "\": %s\n}", json);
+  wrapped = bson_strdup_printf(WRAP_PREFIX "%s\n}", json);
   reader = bson_json_data_reader_new(true, 0);
   bson_json_data_reader_ingest(reader, (const uint8_t *)wrapped,
                                strlen(wrapped));
   memset(&parse_error, 0, sizeof parse_error);
   bson_init(&doc);
   if (bson_json_reader_read(reader, &doc, &parse_error) != 1) {
-    mkv_error_set(error, MKV_EINVAL, "mkv_json: invalid Extended JSON: %s",
-                  parse_error.message);
+    report_parse_error(parse_error.message, len, error);
     status = MKV_EINVAL;
     goto done;
   }

@@ -478,13 +478,16 @@ static void open_invalid_uri(void **state) {
 }
 
 static void open_invalid_names(void **state) {
+  /* 64 bytes, one more than MongoDB allows in a database name. */
+  static const char long_db_name[] =
+      "a234567890123456789012345678901234567890123456789012345678901234";
   const mkv_options_t options[] = {
       {.db_name = ""},         {.collection_name = ""},
       {.db_name = "bad.name"}, {.db_name = "bad/name"},
       {.db_name = "bad\xff"},  {.collection_name = "bad$name"},
       {.collection_name = "system.users"},
       {.collection_name = ".hidden"},
-      {.db_name = "a234567890123456789012345678901234567890123456789012345678901234"},
+      {.db_name = long_db_name},
   };
   int sentinel = 0;
 

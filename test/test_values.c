@@ -295,6 +295,21 @@ static void json_trailing_text(void **state) {
   }
 }
 
+/* A parse error gives its position in the caller's text. */
+static void json_error_position(void **state) {
+  bson_value_t value = mkv_int64(5);
+  bson_error_t error = {0};
+
+  (void)state;
+  assert_int_equal(mkv_json("1 2", &value, &error), MKV_EINVAL);
+  assert_non_null(strstr(error.message, "position 2"));
+  assert_int_equal(mkv_json("[1, 2", &value, &error), MKV_EINVAL);
+  assert_non_null(strstr(error.message, "ends before"));
+  assert_int_equal(mkv_json("", &value, &error), MKV_EINVAL);
+  assert_non_null(strstr(error.message, "ends before"));
+  assert_int_equal(value.value_type, BSON_TYPE_INT64);
+}
+
 static void json_invalid_utf8(void **state) {
   const char *texts[] = {
       "\"\xff\xfe\"",           "\"abc\x80\"", "\"\xc3\x28\"", "{\"\xff\": 1}",
@@ -605,6 +620,7 @@ int main(void) {
       cmocka_unit_test(json_binary),
       cmocka_unit_test(json_invalid),
       cmocka_unit_test(json_trailing_text),
+      cmocka_unit_test(json_error_position),
       cmocka_unit_test(json_invalid_utf8),
       cmocka_unit_test(json_null_arguments),
       cmocka_unit_test(to_json_string),
