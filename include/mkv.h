@@ -176,7 +176,9 @@ MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
  * threads. Inside an mkv callback it always returns MKV_EBUSY, because
  * that callback's operation is still pending: use mkv_close_async() there.
  * Returns MKV_ECLOSED when mkv_close_async() was already called on it, and
- * MKV_EINVAL for a NULL db.
+ * MKV_EINVAL for a NULL db. Call it at most once per handle, from one
+ * thread: once it returns MKV_OK the handle is freed, and another call on
+ * it, a second mkv_close() included, reads freed memory.
  */
 MKV_EXTERN int mkv_close(mkv_t *db);
 
@@ -198,7 +200,8 @@ MKV_EXTERN bson_value_t mkv_null(void);
  * object, array, string, number, true, false, null, or a typed wrapper
  * such as {"$oid": "..."} or {"$date": ...}. A plain integer becomes an
  * int32 when it fits and an int64 otherwise, and a number with a fraction
- * or exponent a double. Nesting may go 99 levels deep.
+ * or exponent a double. Nesting may go 98 levels deep (libbson's parser
+ * allows 100 with the wrapper that mkv_json adds around the text).
  *
  * json:  borrowed, NUL-terminated UTF-8.
  * value: out; on success an owned value, to be released with
@@ -258,7 +261,10 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  *          a key or text (string, symbol, code, regex, DBPointer) that is
  *          not valid UTF-8, documents and arrays nested more than 99 levels
  *          deep (MongoDB's limit is 100 with the key's document), or a
- *          document {_id, value} larger than 16 MiB.
+ *          document {_id, value} larger than 16 MiB. Text other than a
+ *          string's (code, regex, DBPointer collection) must end with a NUL
+ *          at its length field, as libbson's values do, and regex options
+ *          must come from "ilmsux".
  * key_out: may be NULL; on success receives the key used, to be released
  *          with bson_free(). Set to NULL on failure.
  */

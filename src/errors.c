@@ -47,6 +47,29 @@ const char *mkv_op_name(mkv_op_kind_t kind) {
   return "unknown";
 }
 
+/*
+ * Replaces each byte of `text` that does not start a valid UTF-8 character
+ * with "?", so that a message cut at its size limit, or one quoting bytes
+ * from the server, is still valid UTF-8.
+ */
+void mkv_repair_utf8(char *text) {
+  size_t len = strlen(text);
+  size_t i = 0;
+
+  while (i < len) {
+    size_t width = 1;
+
+    while (width <= 4 && i + width <= len &&
+           !bson_utf8_validate(text + i, width, false))
+      width++;
+    if (width > 4 || i + width > len) {
+      text[i] = '?';
+      width = 1;
+    }
+    i += width;
+  }
+}
+
 void mkv_error_set(bson_error_t *error, int status, const char *fmt, ...) {
   va_list args;
 
@@ -58,6 +81,7 @@ void mkv_error_set(bson_error_t *error, int status, const char *fmt, ...) {
   va_start(args, fmt);
   vsnprintf(error->message, sizeof error->message, fmt, args);
   va_end(args);
+  mkv_repair_utf8(error->message);
 }
 
 /*
@@ -148,17 +172,36 @@ static bool message_says_timeout(const char *message) {
 }
 
 /*
+ * How long the last command that failed on this thread ran, in
+ * microseconds, or -1 when none has failed since mkv_reset_failed_command().
+ * Each operation runs on one thread, and libmongoc calls its command
+ * monitoring callbacks on the thread that runs the command.
+ */
+static _Thread_local int64_t failed_command_us = -1;
+
+void mkv_command_failed_cb(const mongoc_apm_command_failed_t *event) {
+  failed_command_us = mongoc_apm_command_failed_get_duration(event);
+}
+
+void mkv_reset_failed_command(void) { failed_command_us = -1; }
+
+/*
  * Tells a socket timeout from a dropped connection. libmongoc 1.23 reports
  * both as MONGOC_ERROR_STREAM_SOCKET with "socket error or timeout", so a
- * failure counts as a timeout only when the operation ran for at least
- * socketTimeoutMS.
+ * failure counts as a timeout only when the failed command itself ran for
+ * about socketTimeoutMS. The whole operation's time would not do, because
+ * it includes retries and the wait before libmongoc checks the server
+ * again.
  */
 static bool socket_timed_out(const mkv_t *db, const mkv_op_t *op,
                              const bson_error_t *cause) {
-  int64_t elapsed_ms = (bson_get_monotonic_time() - op->started_us) / 1000;
+  int64_t ran_us = failed_command_us;
 
+  if (ran_us < 0)
+    ran_us = bson_get_monotonic_time() - op->started_us;
+  /* 90% leaves room for clock granularity in libmongoc's own timing. */
   return db->socket_timeout_ms > 0 && message_says_timeout(cause->message) &&
-         elapsed_ms >= db->socket_timeout_ms;
+         ran_us / 1000 >= (int64_t)db->socket_timeout_ms * 9 / 10;
 }
 
 /* Maps an error that libmongoc reported (error API version 2) to a status. */
@@ -174,6 +217,11 @@ static int status_from_mongoc(const mkv_t *db, const mkv_op_t *op,
     return MKV_ECONNECT;
   case MONGOC_ERROR_BSON:
     return MKV_EINVAL;
+  case MONGOC_ERROR_COMMAND:
+    /* libmongoc rejected the arguments itself, so nothing was sent. */
+    if (cause->code == MONGOC_ERROR_COMMAND_INVALID_ARG)
+      return MKV_EINVAL;
+    return MKV_ESERVER;
   case MONGOC_ERROR_CLIENT:
     if (cause->code == MONGOC_ERROR_CLIENT_TOO_BIG)
       return MKV_EINVAL;
@@ -210,7 +258,10 @@ void mkv_describe_op(const mkv_op_t *op, char *out, size_t out_size) {
   char quoted[MKV_KEY_QUOTE_MAX + 8];
   const char *key = op->key_used != NULL ? op->key_used : op->key;
 
-  if (key != NULL) {
+  if (key != NULL && !bson_utf8_validate(key, strlen(key), false)) {
+    bson_snprintf(out, out_size, "%s with a key that is not UTF-8",
+                  mkv_op_name(op->kind));
+  } else if (key != NULL) {
     mkv_quote_key(key, quoted, sizeof quoted);
     bson_snprintf(out, out_size, "%s key \"%s\"", mkv_op_name(op->kind),
                   quoted);
@@ -243,9 +294,9 @@ int mkv_error_from_mongoc(const mkv_t *db, const mkv_op_t *op,
     bson_set_error(error, cause->domain, cause->code, "ping failed: %s%s",
                    detail, status_hint(status));
   else
-    bson_set_error(error, cause->domain, cause->code,
-                   "%s in %s.%s failed: %s%s", what, db->db_name,
-                   db->collection_name, detail, status_hint(status));
+    bson_set_error(error, cause->domain, cause->code, "%s in %s failed: %s%s",
+                   what, db->namespace_quoted, detail, status_hint(status));
   mkv_error_scrub(error, db->password);
+  mkv_repair_utf8(error->message);
   return status;
 }

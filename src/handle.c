@@ -66,6 +66,9 @@ static void scrub_raw_uri_password(char *text, size_t size, const char *uri) {
 /* MongoDB's limit on the length of a database name, in bytes. */
 #define MAX_DB_NAME_LEN 63
 
+/* MongoDB's limit on the length of "database.collection", in bytes. */
+#define MAX_NAMESPACE_LEN 255
+
 static int reject_name(const char *what, const char *name, const char *rule,
                        bson_error_t *error) {
   char quoted[MKV_KEY_QUOTE_MAX + 8];
@@ -104,6 +107,29 @@ static int check_collection_name(const char *name, bson_error_t *error) {
   return MKV_OK;
 }
 
+/*
+ * Checks that "db.collection" fits MongoDB's namespace limit and keeps a
+ * copy cut for error messages.
+ */
+static int set_namespace(mkv_t *db, bson_error_t *error) {
+  char quoted[MKV_KEY_QUOTE_MAX + 8];
+  char *full = bson_strdup_printf("%s.%s", db->db_name, db->collection_name);
+  size_t len = strlen(full);
+
+  mkv_quote_key(full, quoted, sizeof quoted);
+  bson_free(full);
+  if (len > MAX_NAMESPACE_LEN) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "mkv_open: namespace \"%s\" is %zu bytes, over MongoDB's "
+                  "limit of %d for database, dot and collection together; "
+                  "choose a shorter collection name",
+                  quoted, len, MAX_NAMESPACE_LEN);
+    return MKV_EINVAL;
+  }
+  db->namespace_quoted = bson_strdup(quoted);
+  return MKV_OK;
+}
+
 /* Applies the timeouts from `options` and mkv's defaults to the URI. */
 static void apply_timeouts(mongoc_uri_t *uri, const mkv_options_t *options) {
   if (options != NULL && options->server_selection_timeout_ms > 0)
@@ -135,6 +161,7 @@ static void handle_free(mkv_t *db) {
   pthread_mutex_destroy(&db->mutex);
   bson_free(db->db_name);
   bson_free(db->collection_name);
+  bson_free(db->namespace_quoted);
   bson_free(db->password);
   bson_free(db);
 }
@@ -164,6 +191,7 @@ static int parse_uri(const char *uri_string, const mkv_options_t *options,
 /* Creates the pool on which every operation of the handle runs. */
 static int create_pool(mkv_t *db, const mongoc_uri_t *uri,
                        bson_error_t *error) {
+  mongoc_apm_callbacks_t *callbacks;
   bson_error_t pool_error;
 
   db->pool = mongoc_client_pool_new_with_error(uri, &pool_error);
@@ -177,6 +205,12 @@ static int create_pool(mkv_t *db, const mongoc_uri_t *uri,
 
   /* Version 2 reports server selection failures in their own domain. */
   mongoc_client_pool_set_error_api(db->pool, MONGOC_ERROR_API_VERSION_2);
+
+  /* Failed commands' durations tell socket timeouts from dropped links. */
+  callbacks = mongoc_apm_callbacks_new();
+  mongoc_apm_set_command_failed_cb(callbacks, mkv_command_failed_cb);
+  mongoc_client_pool_set_apm_callbacks(db->pool, callbacks, NULL);
+  mongoc_apm_callbacks_destroy(callbacks);
   if (mongoc_uri_get_appname(uri) == NULL)
     mongoc_client_pool_set_appname(db->pool, "libmkv");
   return MKV_OK;
@@ -212,6 +246,8 @@ int mkv_open(mkv_t **db_out, const char *uri_string,
   status = check_db_name(db->db_name, error);
   if (status == MKV_OK)
     status = check_collection_name(db->collection_name, error);
+  if (status == MKV_OK)
+    status = set_namespace(db, error);
   if (status == MKV_OK)
     status = parse_uri(uri_string, options, &uri, error);
   if (status != MKV_OK)

@@ -63,6 +63,7 @@ struct mkv_s {
   mongoc_client_pool_t *pool;
   char *db_name;
   char *collection_name;
+  char *namespace_quoted; /* "db.collection", cut for error messages */
   char *password; /* from the URI, so messages can be scrubbed of it */
   int32_t socket_timeout_ms; /* in effect, 0 for none */
 
@@ -90,8 +91,11 @@ void mkv_error_set(bson_error_t *error, int status, const char *fmt, ...)
 int mkv_error_from_mongoc(const mkv_t *db, const mkv_op_t *op,
                           bson_error_t *error, const bson_error_t *cause);
 void mkv_describe_op(const mkv_op_t *op, char *out, size_t out_size);
+void mkv_command_failed_cb(const mongoc_apm_command_failed_t *event);
+void mkv_reset_failed_command(void);
 void mkv_scrub(char *text, size_t size, const char *secret);
 void mkv_error_scrub(bson_error_t *error, const char *secret);
+void mkv_repair_utf8(char *text);
 void mkv_quote_key(const char *key, char *out, size_t out_size);
 const char *mkv_op_name(mkv_op_kind_t kind);
 

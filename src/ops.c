@@ -13,8 +13,8 @@ static int not_found(const mkv_t *db, const char *op, const char *key,
   char quoted[MKV_KEY_QUOTE_MAX + 8];
 
   mkv_quote_key(key, quoted, sizeof quoted);
-  mkv_error_set(error, MKV_ENOTFOUND, "%s key \"%s\" in %s.%s: %s", op, quoted,
-                db->db_name, db->collection_name, why);
+  mkv_error_set(error, MKV_ENOTFOUND, "%s key \"%s\" in %s: %s", op, quoted,
+                db->namespace_quoted, why);
   return MKV_ENOTFOUND;
 }
 
@@ -248,6 +248,7 @@ int mkv_op_run(mkv_t *db, mkv_op_t *op, bson_error_t *error) {
     mkv_op_choose_key(op);
 
   op->started_us = bson_get_monotonic_time();
+  mkv_reset_failed_command();
   client = mongoc_client_pool_pop(db->pool);
   if (client == NULL) {
     char what[MKV_KEY_QUOTE_MAX + 32];

@@ -228,6 +228,35 @@ static bool type_is_known(bson_type_t type) {
   }
 }
 
+/* The regular expression options that MongoDB accepts. */
+#define REGEX_OPTIONS "ilmsux"
+
+/*
+ * Checks the text fields that libbson's bson_append_value() reads up to
+ * their NUL rather than by length: they must be NUL-terminated at their
+ * length, and regex options must be ones MongoDB knows, because libbson
+ * drops unknown ones without a word.
+ */
+static bool text_fields_consistent(const bson_value_t *value) {
+  const bson_value_t *v = value;
+
+  switch (v->value_type) {
+  case BSON_TYPE_CODE:
+    return strlen(v->value.v_code.code) == v->value.v_code.code_len;
+  case BSON_TYPE_CODEWSCOPE:
+    return strlen(v->value.v_codewscope.code) ==
+           v->value.v_codewscope.code_len;
+  case BSON_TYPE_DBPOINTER:
+    return strlen(v->value.v_dbpointer.collection) ==
+           v->value.v_dbpointer.collection_len;
+  case BSON_TYPE_REGEX:
+    return strspn(v->value.v_regex.options, REGEX_OPTIONS) ==
+           strlen(v->value.v_regex.options);
+  default:
+    return true;
+  }
+}
+
 /* Checks that every pointer a value of its type needs is set. */
 static bool pointers_present(const bson_value_t *value) {
   const bson_value_t *v = value;
@@ -376,19 +405,16 @@ static int check_wrapped(const bson_t *wrapper, const char *where,
                          bson_error_t *error) {
   bson_error_t invalid;
 
-  if (!bson_validate_with_error(wrapper, BSON_VALIDATE_NONE, &invalid)) {
-    mkv_error_set(error, MKV_EINVAL, "%s: value is malformed BSON: %s", where,
-                  invalid.message);
-    return MKV_EINVAL;
-  }
-
   /*
-   * libbson 1.23's bson_validate() with BSON_VALIDATE_UTF8 accepts invalid
-   * UTF-8 in string values, so check_content() checks the strings itself.
+   * check_content() runs first because it stops at MKV_MAX_NESTING levels
+   * without recursion, while bson_validate() recurses once per level and
+   * would overflow the stack on a value nested thousands of levels deep.
+   * It also checks the strings itself, because libbson 1.23's
+   * bson_validate() with BSON_VALIDATE_UTF8 accepts invalid UTF-8 in them.
    */
   switch (check_content(wrapper)) {
   case CONTENT_OK:
-    return MKV_OK;
+    break;
   case CONTENT_NOT_UTF8:
     mkv_error_set(error, MKV_EINVAL,
                   "%s: value contains a key or string that is not valid "
@@ -407,6 +433,13 @@ static int check_wrapped(const bson_t *wrapper, const char *where,
     mkv_error_set(error, MKV_EINVAL, "%s: value is malformed BSON", where);
     return MKV_EINVAL;
   }
+
+  if (!bson_validate_with_error(wrapper, BSON_VALIDATE_NONE, &invalid)) {
+    mkv_error_set(error, MKV_EINVAL, "%s: value is malformed BSON: %s", where,
+                  invalid.message);
+    return MKV_EINVAL;
+  }
+  return MKV_OK;
 }
 
 /*
@@ -437,6 +470,14 @@ int mkv_check_value(const bson_value_t *value, const char *key,
   if (!pointers_present(value)) {
     mkv_error_set(error, MKV_EINVAL,
                   "%s: value of BSON type 0x%02x has a NULL data pointer",
+                  where, (unsigned)value->value_type);
+    goto done;
+  }
+  if (!text_fields_consistent(value)) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: value of BSON type 0x%02x has text whose length field "
+                  "does not match its NUL terminator, or regex options other "
+                  "than \"" REGEX_OPTIONS "\"",
                   where, (unsigned)value->value_type);
     goto done;
   }

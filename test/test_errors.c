@@ -419,6 +419,102 @@ static void value_nesting_limit(void **state) {
   bson_destroy(&too_deep);
 }
 
+/*
+ * Builds, as raw bytes, `levels` documents each holding the next under
+ * "d", so that building it needs no recursion. Release with bson_free().
+ */
+static uint8_t *deep_document(int levels, uint32_t *len) {
+  const uint32_t total = 5 + 8 * (uint32_t)(levels - 1);
+  uint8_t *bytes = bson_malloc0(total);
+
+  for (int i = 0; i < levels - 1; i++) {
+    uint32_t doc_len = total - 8 * (uint32_t)i;
+    uint8_t *header = bytes + 7 * i;
+
+    memcpy(header, &doc_len, 4); /* BSON lengths are little-endian */
+    header[4] = BSON_TYPE_DOCUMENT;
+    header[5] = 'd';
+    header[6] = '\0';
+  }
+  bytes[7 * (levels - 1)] = 5; /* the innermost {} */
+  *len = total;
+  return bytes;
+}
+
+/* The nesting check neither recurses nor reads past the limit. */
+static void value_nesting_huge(void **state) {
+  test_fixture_t *fixture = *state;
+  bson_value_t value = {0};
+  bson_error_t error = {0};
+  record_t record = {0};
+  uint32_t len = 0;
+  uint8_t *bytes = deep_document(100000, &len);
+
+  value.value_type = BSON_TYPE_DOCUMENT;
+  value.value.v_doc.data = bytes;
+  value.value.v_doc.data_len = len;
+
+  CHECK_STATUS(MKV_EINVAL,
+               mkv_set(fixture->db, "deep", &value, NULL, &error), &error);
+  assert_non_null(strstr(error.message, "levels"));
+  assert_null(mkv_value_to_json(&value));
+  CHECK_STATUS(MKV_EINVAL,
+               mkv_set_async(fixture->db, &fixture->loop, "deep", &value,
+                             record_result, &record),
+               NULL);
+  test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
+  assert_int_equal(record.calls, 0);
+  assert_key_count(fixture, 0);
+  bson_free(bytes);
+}
+
+/*
+ * libbson encodes code and DBPointer text up to its NUL, so a length field
+ * that disagrees would store other text than the caller meant; and it drops
+ * regex options it does not know.
+ */
+static void value_text_lengths(void **state) {
+  bson_value_t values[3];
+
+  memset(values, 0, sizeof values);
+  values[0].value_type = BSON_TYPE_CODE;
+  values[0].value.v_code.code = (char *)"abcdef";
+  values[0].value.v_code.code_len = 2;
+  values[1].value_type = BSON_TYPE_DBPOINTER;
+  values[1].value.v_dbpointer.collection = (char *)"coll";
+  values[1].value.v_dbpointer.collection_len = 6;
+  values[2].value_type = BSON_TYPE_REGEX;
+  values[2].value.v_regex.regex = (char *)"^a";
+  values[2].value.v_regex.options = (char *)"iz";
+
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    bson_error_t error = {0};
+
+    CHECK_STATUS(MKV_EINVAL,
+                 mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL,
+                         &error),
+                 &error);
+    assert_null(mkv_value_to_json(&values[i]));
+  }
+  assert_key_count(*state, 0);
+}
+
+/* A message that names a key which is not UTF-8 is still UTF-8 itself. */
+static void message_stays_utf8(void **state) {
+  test_fixture_t *fixture = *state;
+  bson_error_t error = {0};
+  bool removed = true;
+
+  CHECK_STATUS(MKV_EINVAL, mkv_get(fixture->db, "bad\xff\xfekey", NULL, &error),
+               &error);
+  assert_true(bson_utf8_validate(error.message, strlen(error.message), false));
+  CHECK_STATUS(MKV_EINVAL,
+               mkv_remove(fixture->db, "bad\xffkey", &removed, &error),
+               &error);
+  assert_true(bson_utf8_validate(error.message, strlen(error.message), false));
+  assert_false(removed);
+}
+
 /* A 17 MiB string cannot fit in a 16 MiB document. */
 static void value_too_large(void **state) {
   test_fixture_t *fixture = *state;
@@ -481,6 +577,11 @@ static void open_invalid_names(void **state) {
   /* 64 bytes, one more than MongoDB allows in a database name. */
   static const char long_db_name[] =
       "a234567890123456789012345678901234567890123456789012345678901234";
+  /* With the default database "mkv" the namespace is 259 bytes, over 255. */
+  char long_collection_name[256];
+  memset(long_collection_name, 'c', sizeof long_collection_name - 1);
+  long_collection_name[sizeof long_collection_name - 1] = '\0';
+
   const mkv_options_t options[] = {
       {.db_name = ""},         {.collection_name = ""},
       {.db_name = "bad.name"}, {.db_name = "bad/name"},
@@ -488,6 +589,7 @@ static void open_invalid_names(void **state) {
       {.collection_name = "system.users"},
       {.collection_name = ".hidden"},
       {.db_name = long_db_name},
+      {.collection_name = long_collection_name},
   };
   int sentinel = 0;
 
@@ -987,6 +1089,9 @@ int main(void) {
       TEST_CASE(invalid_text_types),
       TEST_CASE(value_null_pointers),
       TEST_CASE(value_nesting_limit),
+      TEST_CASE(value_nesting_huge),
+      TEST_CASE(value_text_lengths),
+      TEST_CASE(message_stays_utf8),
       TEST_CASE(value_too_large),
       TEST_CASE(open_invalid_uri),
       TEST_CASE(open_invalid_names),
