@@ -159,7 +159,12 @@ char *mkv_value_to_json(const bson_value_t *value) {
   if (!bson_append_value(&doc, WRAP_KEY, -1, value))
     goto done;
 
-  /* libbson renders {"v": X} as `{ "v" : X }`; keep the X. */
+  /*
+   * libbson renders {"v": X} as `{ "v" : X }`; keep the X.
+   * NOTE: libbson 1.23 renders a date outside the years 1970 to 9999 as
+   * an ISO string with more than four year digits, which relaxed Extended
+   * JSON does not allow and mkv_json() rejects.
+   */
   text = bson_as_relaxed_extended_json(&doc, &len);
   if (text == NULL)
     goto done;
