@@ -470,8 +470,8 @@ static void value_nesting_huge(void **state) {
 
 /*
  * libbson encodes code and DBPointer text up to its NUL, so a length field
- * that disagrees would store other text than the caller meant; and it drops
- * regex options it does not know.
+ * that disagrees would store other text than the caller meant. It also
+ * drops regex options that it does not know.
  */
 static void value_text_lengths(void **state) {
   bson_value_t values[3];
