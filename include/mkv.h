@@ -354,8 +354,7 @@ MKV_EXTERN int mkv_get_async(mkv_t *db, uv_loop_t *loop, const char *key,
                              mkv_cb cb, void *data);
 MKV_EXTERN int mkv_remove_async(mkv_t *db, uv_loop_t *loop, const char *key,
                                 mkv_cb cb, void *data);
-MKV_EXTERN int mkv_all_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
-                             void *data);
+MKV_EXTERN int mkv_all_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb, void *data);
 MKV_EXTERN int mkv_purge_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
                                void *data);
 MKV_EXTERN int mkv_ping_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,

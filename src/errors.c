@@ -132,8 +132,9 @@ void mkv_scrub(char *text, size_t size, const char *secret) {
   secret_len = strlen(secret);
 
   if (secret_len < MIN_SCRUBBED_SECRET_LEN && strstr(text, secret) != NULL) {
-    snprintf(text, size, "(message withheld because it contains text equal "
-                         "to the URI's password)");
+    snprintf(text, size,
+             "(message withheld because it contains text equal "
+             "to the URI's password)");
     return;
   }
   if (strstr(text, secret) != NULL) {

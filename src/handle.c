@@ -77,8 +77,8 @@ static int reject_name(const char *what, const char *name, const char *rule,
     mkv_quote_key(name, quoted, sizeof quoted);
   else
     bson_snprintf(quoted, sizeof quoted, "(not UTF-8)");
-  mkv_error_set(error, MKV_EINVAL, "mkv_open: invalid %s name \"%s\": %s",
-                what, quoted, rule);
+  mkv_error_set(error, MKV_EINVAL, "mkv_open: invalid %s name \"%s\": %s", what,
+                quoted, rule);
   return MKV_EINVAL;
 }
 
@@ -99,8 +99,7 @@ static int check_collection_name(const char *name, bson_error_t *error) {
   static const char rule[] = "it must be non-empty UTF-8 without \"$\", and "
                              "must not start with \".\" or \"system.\"";
 
-  if (name[0] == '\0' || name[0] == '.' ||
-      strncmp(name, "system.", 7) == 0 ||
+  if (name[0] == '\0' || name[0] == '.' || strncmp(name, "system.", 7) == 0 ||
       !bson_utf8_validate(name, strlen(name), false) ||
       strchr(name, '$') != NULL)
     return reject_name("collection", name, rule, error);

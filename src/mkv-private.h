@@ -53,8 +53,8 @@ typedef struct mkv_loop_queue_s mkv_loop_queue_t;
 /* The _async operations of one handle on one loop. */
 struct mkv_loop_queue_s {
   uv_loop_t *loop;
-  unsigned in_flight;    /* on the threadpool from this loop */
-  mkv_request_t *head;   /* waiting for a threadpool slot, in call order */
+  unsigned in_flight;  /* on the threadpool from this loop */
+  mkv_request_t *head; /* waiting for a threadpool slot, in call order */
   mkv_request_t *tail;
   mkv_loop_queue_t *next;
 };
@@ -64,16 +64,16 @@ struct mkv_s {
   char *db_name;
   char *collection_name;
   char *namespace_quoted; /* "db.collection", cut for error messages */
-  char *password; /* from the URI, so messages can be scrubbed of it */
+  char *password;         /* from the URI, so messages can be scrubbed of it */
   int32_t socket_timeout_ms; /* in effect, 0 for none */
 
   /* Everything below is guarded by mutex. */
   pthread_mutex_t mutex;
   bool closing;
   unsigned max_in_flight;
-  unsigned in_flight;        /* async work on the threadpool, all loops */
-  size_t async_pending;      /* async requests whose callback has not ended */
-  size_t sync_running;       /* blocking calls in progress */
+  unsigned in_flight;   /* async work on the threadpool, all loops */
+  size_t async_pending; /* async requests whose callback has not ended */
+  size_t sync_running;  /* blocking calls in progress */
   mkv_loop_queue_t *queues;
 
   /* Set by mkv_close_async(). */

@@ -376,8 +376,7 @@ int mkv_get(mkv_t *db, const char *key, bson_value_t *value,
   return status;
 }
 
-int mkv_remove(mkv_t *db, const char *key, bool *removed,
-               bson_error_t *error) {
+int mkv_remove(mkv_t *db, const char *key, bool *removed, bson_error_t *error) {
   mkv_op_t op = {.kind = MKV_OP_REMOVE, .key = key};
   int status;
 

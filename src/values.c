@@ -168,8 +168,7 @@ char *mkv_value_to_json(const bson_value_t *value) {
   text = bson_as_relaxed_extended_json(&doc, &len);
   if (text == NULL)
     goto done;
-  if (len >= prefix_len + suffix_len &&
-      memcmp(text, prefix, prefix_len) == 0 &&
+  if (len >= prefix_len + suffix_len && memcmp(text, prefix, prefix_len) == 0 &&
       memcmp(text + len - suffix_len, suffix, suffix_len) == 0) {
     json = bson_strndup(text + prefix_len, len - prefix_len - suffix_len);
   }
@@ -249,8 +248,7 @@ static bool text_fields_consistent(const bson_value_t *value) {
   case BSON_TYPE_CODE:
     return strlen(v->value.v_code.code) == v->value.v_code.code_len;
   case BSON_TYPE_CODEWSCOPE:
-    return strlen(v->value.v_codewscope.code) ==
-           v->value.v_codewscope.code_len;
+    return strlen(v->value.v_codewscope.code) == v->value.v_codewscope.code_len;
   case BSON_TYPE_DBPOINTER:
     return strlen(v->value.v_dbpointer.collection) ==
            v->value.v_dbpointer.collection_len;

@@ -334,10 +334,10 @@ static void invalid_text_types(void **state) {
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
     bson_error_t error = {0};
 
-    CHECK_STATUS(MKV_EINVAL,
-                 mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL,
-                         &error),
-                 &error);
+    CHECK_STATUS(
+        MKV_EINVAL,
+        mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL, &error),
+        &error);
     assert_non_null(strstr(error.message, "UTF-8"));
     assert_null(mkv_value_to_json(&values[i]));
   }
@@ -363,10 +363,10 @@ static void value_null_pointers(void **state) {
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
     bson_error_t error = {0};
 
-    CHECK_STATUS(MKV_EINVAL,
-                 mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL,
-                         &error),
-                 &error);
+    CHECK_STATUS(
+        MKV_EINVAL,
+        mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL, &error),
+        &error);
     assert_non_null(strstr(error.message, "NULL"));
     assert_null(strstr(error.message, "too large"));
     assert_null(mkv_value_to_json(&values[i]));
@@ -454,8 +454,8 @@ static void value_nesting_huge(void **state) {
   value.value.v_doc.data = bytes;
   value.value.v_doc.data_len = len;
 
-  CHECK_STATUS(MKV_EINVAL,
-               mkv_set(fixture->db, "deep", &value, NULL, &error), &error);
+  CHECK_STATUS(MKV_EINVAL, mkv_set(fixture->db, "deep", &value, NULL, &error),
+               &error);
   assert_non_null(strstr(error.message, "levels"));
   assert_null(mkv_value_to_json(&value));
   CHECK_STATUS(MKV_EINVAL,
@@ -490,10 +490,10 @@ static void value_text_lengths(void **state) {
   for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
     bson_error_t error = {0};
 
-    CHECK_STATUS(MKV_EINVAL,
-                 mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL,
-                         &error),
-                 &error);
+    CHECK_STATUS(
+        MKV_EINVAL,
+        mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL, &error),
+        &error);
     assert_null(mkv_value_to_json(&values[i]));
   }
   assert_key_count(*state, 0);
@@ -509,8 +509,7 @@ static void message_stays_utf8(void **state) {
                &error);
   assert_true(bson_utf8_validate(error.message, strlen(error.message), false));
   CHECK_STATUS(MKV_EINVAL,
-               mkv_remove(fixture->db, "bad\xffkey", &removed, &error),
-               &error);
+               mkv_remove(fixture->db, "bad\xffkey", &removed, &error), &error);
   assert_true(bson_utf8_validate(error.message, strlen(error.message), false));
   assert_false(removed);
 }
@@ -583,9 +582,12 @@ static void open_invalid_names(void **state) {
   long_collection_name[sizeof long_collection_name - 1] = '\0';
 
   const mkv_options_t options[] = {
-      {.db_name = ""},         {.collection_name = ""},
-      {.db_name = "bad.name"}, {.db_name = "bad/name"},
-      {.db_name = "bad\xff"},  {.collection_name = "bad$name"},
+      {.db_name = ""},
+      {.collection_name = ""},
+      {.db_name = "bad.name"},
+      {.db_name = "bad/name"},
+      {.db_name = "bad\xff"},
+      {.collection_name = "bad$name"},
       {.collection_name = "system.users"},
       {.collection_name = ".hidden"},
       {.db_name = long_db_name},
