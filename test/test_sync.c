@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <mongoc/mongoc.h>
+
 /*
  * Stores a sample under its name, reads it back and checks the type and
  * content, and that key_out returns the key given.
@@ -351,6 +353,55 @@ static void purge_all(void **state) {
   bson_value_destroy(&read);
 }
 
+/* Returns whether the fixture's collection has an index named `name`. */
+static bool collection_has_index(mongoc_collection_t *collection,
+                                 const char *name) {
+  mongoc_cursor_t *cursor =
+      mongoc_collection_find_indexes_with_opts(collection, NULL);
+  const bson_t *index;
+  bson_iter_t iter;
+  bool found = false;
+
+  while (mongoc_cursor_next(cursor, &index)) {
+    if (bson_iter_init_find(&iter, index, "name") &&
+        BSON_ITER_HOLDS_UTF8(&iter) &&
+        strcmp(bson_iter_utf8(&iter, NULL), name) == 0)
+      found = true;
+  }
+  assert_false(mongoc_cursor_error(cursor, NULL));
+  mongoc_cursor_destroy(cursor);
+  return found;
+}
+
+/* A purge deletes the documents and keeps the collection's indexes. */
+static void purge_keeps_indexes(void **state) {
+  test_fixture_t *fixture = *state;
+  bson_value_t stored = mkv_int64(5);
+  mongoc_client_t *client = mongoc_client_new(test_uri());
+  mongoc_collection_t *collection;
+  bson_error_t error = {0};
+  bson_t *command;
+
+  assert_non_null(client);
+  CHECK_OK(mkv_set(fixture->db, "k", &stored, NULL, &error), &error);
+  collection =
+      mongoc_client_get_collection(client, TEST_DB_NAME, fixture->collection);
+  command = BCON_NEW("createIndexes", BCON_UTF8(fixture->collection), "indexes",
+                     "[", "{", "key", "{", "value", BCON_INT32(1), "}", "name",
+                     BCON_UTF8("value_1"), "}", "]");
+  assert_true(mongoc_collection_write_command_with_opts(collection, command,
+                                                        NULL, NULL, &error));
+  assert_true(collection_has_index(collection, "value_1"));
+
+  CHECK_OK(mkv_purge(fixture->db, &error), &error);
+  assert_key_count(fixture, 0);
+  assert_true(collection_has_index(collection, "value_1"));
+
+  bson_destroy(command);
+  mongoc_collection_destroy(collection);
+  mongoc_client_destroy(client);
+}
+
 static void purge_empty(void **state) {
   test_fixture_t *fixture = *state;
   bson_error_t error = {0};
@@ -544,6 +595,7 @@ int main(void) {
       TEST_CASE(all_filled),
       TEST_CASE(all_foreign_ids),
       TEST_CASE(purge_all),
+      TEST_CASE(purge_keeps_indexes),
       TEST_CASE(purge_empty),
       TEST_CASE(ping_ok),
       TEST_CASE(odd_keys),
