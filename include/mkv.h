@@ -110,14 +110,15 @@ typedef struct {
    */
   int32_t socket_timeout_ms;
   /*
-   * The most _async operations that this handle keeps on the libuv
-   * threadpool at once; the rest wait in mkv's own queue in call order.
-   * 0 means the threadpool size minus one (UV_THREADPOOL_SIZE, libuv's
+   * The maximum number of _async operations that this handle keeps on
+   * the libuv threadpool at once; the rest wait in mkv's own queue in call
+   * order. 0 means the threadpool size minus one (UV_THREADPOOL_SIZE, libuv's
    * default 4, so 3), which leaves a thread for uv_fs_* and
    * uv_getaddrinfo work even while the server does not reply. The one
    * exception: a loop with none of its own operations running may always
    * start one, so with several loops on one handle each may take one
-   * thread beyond the limit.
+   * thread beyond the limit. The limit is per handle, and the threadpool
+   * is per process, so handles that share it should share one limit too.
    */
   unsigned max_in_flight;
 } mkv_options_t;
@@ -143,8 +144,9 @@ typedef struct {
  * options: borrowed, may be NULL; the strings in it are copied.
  * error:   may be NULL.
  *
- * Returns MKV_OK, MKV_EINVAL (NULL db or uri, a URI that does not parse, an
- * empty or invalid database or collection name), or MKV_ENOMEM.
+ * Returns MKV_OK, MKV_EINVAL (NULL db or uri, a URI that does not parse, a
+ * negative timeout, a database or collection name that MongoDB rejects), or
+ * MKV_ENOMEM.
  */
 MKV_EXTERN int mkv_open(mkv_t **db, const char *uri,
                         const mkv_options_t *options, bson_error_t *error);
@@ -176,9 +178,11 @@ MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
  * threads. Inside an mkv callback it always returns MKV_EBUSY, because
  * that callback's operation is still pending: use mkv_close_async() there.
  * Returns MKV_ECLOSED when mkv_close_async() was already called on it, and
- * MKV_EINVAL for a NULL db. Call it at most once per handle, from one
- * thread: once it returns MKV_OK the handle is freed, and another call on
- * it, a second mkv_close() included, reads freed memory.
+ * MKV_EINVAL for a NULL db. MKV_EBUSY is a check, not a wait: no other
+ * call on db may run or start while mkv_close() runs, because once it
+ * returns MKV_OK the handle is freed and any later call on it, a second
+ * mkv_close() included, reads freed memory. Join the threads that use db
+ * first, or use mkv_close_async(), which waits for them.
  */
 MKV_EXTERN int mkv_close(mkv_t *db);
 
@@ -217,7 +221,7 @@ MKV_EXTERN int mkv_json(const char *json, bson_value_t *value,
  * Renders a value as relaxed Extended JSON in libbson's layout:
  * "harrison", 42, { "a" : [ 1 ] }, { "$oid" : "..." }.
  * Returns a string to release with bson_free(), or NULL for a NULL value
- * or one that mkv_set() would reject as invalid.
+ * or one that mkv_set() would reject as invalid (its size aside).
  */
 MKV_EXTERN char *mkv_value_to_json(const bson_value_t *value);
 
@@ -263,8 +267,8 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  *          deep (MongoDB's limit is 100 with the key's document), or a
  *          document {_id, value} larger than 16 MiB. Text other than a
  *          string's (code, regex, DBPointer collection) must end with a NUL
- *          at its length field, as libbson's values do, and regex options
- *          must come from "ilmsux".
+ *          at its length field, as libbson's values do, regex options
+ *          must come from "ilmsux", and field names must not be empty.
  * key_out: may be NULL; on success receives the key used, to be released
  *          with bson_free(). Set to NULL on failure.
  */
@@ -313,7 +317,11 @@ MKV_EXTERN int mkv_purge(mkv_t *db, bson_error_t *error);
  * `cb` on the loop's thread. Call them only on the thread that runs
  * `loop`; one handle may serve several loops.
  *
- * They copy the key and value before they return. They return MKV_OK when
+ * They copy the key and value before they return. The request and its
+ * queue are allocated with malloc(), so running out of memory there gives
+ * MKV_ENOMEM; copies of keys and values go through libbson's allocator,
+ * which aborts the process instead unless bson_mem_set_vtable() installs
+ * another. They return MKV_OK when
  * the operation was queued, and then `cb` runs exactly once. They return
  * MKV_EINVAL (NULL db, loop, cb, or an invalid key or value), MKV_ECLOSED
  * (the handle is closing) or MKV_ENOMEM without queuing, and then `cb` is
@@ -371,7 +379,8 @@ MKV_EXTERN int mkv_ping_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
  * `db` only as an identifier and must not call mkv functions on it.
  *
  * Returns MKV_OK, MKV_EINVAL (NULL db, loop or cb), MKV_ECLOSED (already
- * closing) or MKV_ENOMEM; on failure `cb` is never called.
+ * closing) or MKV_ENOMEM (libuv could not create the wake-up handle, for
+ * lack of memory or file descriptors); on failure `cb` is never called.
  */
 MKV_EXTERN int mkv_close_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
                                void *data);

@@ -1,7 +1,8 @@
 /*
  * Async dispatch: operations run on libuv threadpool workers and call back
  * on the loop thread. Each handle keeps at most max_in_flight of them on
- * the threadpool and queues the rest per loop, in call order.
+ * the threadpool and queues the rest per loop, in call order, except that
+ * a loop with nothing of its own running may always start one.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -103,7 +104,12 @@ static void start_all(mkv_request_t *req) {
   }
 }
 
-bool mkv_close_ready_locked(mkv_t *db) {
+/*
+ * Returns true, once per handle, when the handle is closing and nothing is
+ * pending any more. The one caller that gets true must call
+ * mkv_signal_close() after unlocking and touch the handle no further.
+ */
+bool mkv_claim_close_locked(mkv_t *db) {
   if (!db->closing || db->close_loop == NULL || db->close_signaled)
     return false;
   if (db->async_pending > 0 || db->sync_running > 0)
@@ -136,7 +142,7 @@ static void finish(mkv_request_t *req) {
 
   pthread_mutex_lock(&db->mutex);
   db->async_pending--;
-  close_now = mkv_close_ready_locked(db);
+  close_now = mkv_claim_close_locked(db);
   pthread_mutex_unlock(&db->mutex);
 
   if (close_now)
@@ -363,7 +369,7 @@ int mkv_close_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb, void *data) {
   db->close_loop = loop;
   db->close_cb = cb;
   db->close_data = data;
-  close_now = mkv_close_ready_locked(db);
+  close_now = mkv_claim_close_locked(db);
   pthread_mutex_unlock(&db->mutex);
 
   if (close_now)

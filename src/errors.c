@@ -190,9 +190,10 @@ void mkv_reset_failed_command(void) { failed_command_us = -1; }
  * Tells a socket timeout from a dropped connection. libmongoc 1.23 reports
  * both as MONGOC_ERROR_STREAM_SOCKET with "socket error or timeout", so a
  * failure counts as a timeout only when the failed command itself ran for
- * about socketTimeoutMS. The whole operation's time would not do, because
- * it includes retries and the wait before libmongoc checks the server
- * again.
+ * about socketTimeoutMS. The whole operation's time also counts retries
+ * and the wait before libmongoc checks the server again, so it serves only
+ * when no command-failed event came, as when the failure came before any
+ * command was sent.
  */
 static bool socket_timed_out(const mkv_t *db, const mkv_op_t *op,
                              const bson_error_t *cause) {

@@ -10,8 +10,8 @@
 #define DEFAULT_WAIT_QUEUE_TIMEOUT_MS 30000
 
 /* libuv's own default and upper bound for UV_THREADPOOL_SIZE (1.44). */
-#define UV_DEFAULT_THREADPOOL_SIZE 4
-#define UV_MAX_THREADPOOL_SIZE 1024
+#define MKV_UV_DEFAULT_THREADPOOL_SIZE 4
+#define MKV_UV_MAX_THREADPOOL_SIZE 1024
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
@@ -19,19 +19,23 @@ static void init_mongoc(void) { mongoc_init(); }
 
 void mkv_init(void) { pthread_once(&init_once, init_mongoc); }
 
-/* Reads the threadpool size the way libuv does when it starts the pool. */
+/*
+ * Reads the threadpool size the way libuv 1.44 does when it starts the
+ * pool: atoi() into an unsigned count, 0 taken as 1, and a cap at 1024, so
+ * that a negative value gives the cap.
+ */
 static unsigned threadpool_size(void) {
   const char *env = getenv("UV_THREADPOOL_SIZE");
-  long size;
+  unsigned size;
 
   if (env == NULL)
-    return UV_DEFAULT_THREADPOOL_SIZE;
-  size = strtol(env, NULL, 10);
-  if (size < 1)
+    return MKV_UV_DEFAULT_THREADPOOL_SIZE;
+  size = (unsigned)atoi(env);
+  if (size == 0)
     return 1;
-  if (size > UV_MAX_THREADPOOL_SIZE)
-    return UV_MAX_THREADPOOL_SIZE;
-  return (unsigned)size;
+  if (size > MKV_UV_MAX_THREADPOOL_SIZE)
+    return MKV_UV_MAX_THREADPOOL_SIZE;
+  return size;
 }
 
 /*
@@ -147,12 +151,14 @@ static void apply_timeouts(mongoc_uri_t *uri, const mkv_options_t *options) {
                                    DEFAULT_WAIT_QUEUE_TIMEOUT_MS);
 }
 
-static void handle_free(mkv_t *db) {
+/* Frees the handle, its pool and its names; nothing may still use it. */
+void mkv_handle_free(mkv_t *db) {
   mkv_loop_queue_t *queue = db->queues;
 
+  /* async.c allocates the queues with calloc(). */
   while (queue != NULL) {
     mkv_loop_queue_t *next = queue->next;
-    bson_free(queue);
+    free(queue);
     queue = next;
   }
   if (db->pool != NULL)
@@ -230,6 +236,17 @@ int mkv_open(mkv_t **db_out, const char *uri_string,
     return MKV_EINVAL;
   }
 
+  if (options != NULL && (options->server_selection_timeout_ms < 0 ||
+                          options->socket_timeout_ms < 0)) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "mkv_open: %s is negative; pass milliseconds, or 0 for the "
+                  "default",
+                  options->server_selection_timeout_ms < 0
+                      ? "server_selection_timeout_ms"
+                      : "socket_timeout_ms");
+    return MKV_EINVAL;
+  }
+
   mkv_init();
 
   db = bson_malloc0(sizeof *db);
@@ -270,7 +287,7 @@ done:
   if (uri != NULL)
     mongoc_uri_destroy(uri);
   if (db != NULL)
-    handle_free(db);
+    mkv_handle_free(db);
   return status;
 }
 
@@ -290,7 +307,7 @@ int mkv_close(mkv_t *db) {
   pthread_mutex_unlock(&db->mutex);
 
   if (status == MKV_OK)
-    handle_free(db);
+    mkv_handle_free(db);
   return status;
 }
 
@@ -319,13 +336,10 @@ void mkv_leave_sync(mkv_t *db) {
 
   pthread_mutex_lock(&db->mutex);
   db->sync_running--;
-  close_now = mkv_close_ready_locked(db);
+  close_now = mkv_claim_close_locked(db);
   pthread_mutex_unlock(&db->mutex);
 
   /* Past the unlock, only the caller that saw close_now may touch db. */
   if (close_now)
     mkv_signal_close(db);
 }
-
-/* Frees the handle once mkv_close_async() has run to its end. */
-void mkv_handle_free(mkv_t *db) { handle_free(db); }

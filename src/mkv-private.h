@@ -67,7 +67,7 @@ struct mkv_s {
   char *password;         /* from the URI, so messages can be scrubbed of it */
   int32_t socket_timeout_ms; /* in effect, 0 for none */
 
-  /* Everything below is guarded by mutex. */
+  /* The fields from here to close_wakeup are guarded by mutex. */
   pthread_mutex_t mutex;
   bool closing;
   unsigned max_in_flight;
@@ -76,7 +76,10 @@ struct mkv_s {
   size_t sync_running;  /* blocking calls in progress */
   mkv_loop_queue_t *queues;
 
-  /* Set by mkv_close_async(). */
+  /*
+   * Written once under mutex by mkv_close_async() before closing is set,
+   * then read without it by the closing loop after the wake-up.
+   */
   uv_async_t close_wakeup;
   uv_work_t close_work;
   uv_loop_t *close_loop;
@@ -111,7 +114,7 @@ void mkv_leave_sync(mkv_t *db);
 void mkv_handle_free(mkv_t *db);
 
 /* async.c */
-bool mkv_close_ready_locked(mkv_t *db);
+bool mkv_claim_close_locked(mkv_t *db);
 void mkv_signal_close(mkv_t *db);
 
 /* ops.c */

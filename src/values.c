@@ -13,6 +13,7 @@
  * Reports a libbson parse error of the wrapped text, with the position
  * counted from the start of the caller's `json_len` bytes.
  */
+/* NOTE: this depends on the wording of libbson 1.23's parse errors. */
 static void report_parse_error(const char *message, size_t json_len,
                                bson_error_t *error) {
   static const char marker[] = ", position ";
@@ -45,7 +46,11 @@ bson_value_t mkv_str(const char *str) {
   value.value_type = BSON_TYPE_UTF8;
   /* libbson's struct has no const member; mkv never writes through it. */
   value.value.v_utf8.str = (char *)str;
-  value.value.v_utf8.len = str == NULL ? 0 : (uint32_t)strlen(str);
+  /* A string too long for BSON gets a length that encoding rejects. */
+  value.value.v_utf8.len =
+      str == NULL
+          ? 0
+          : (strlen(str) >= UINT32_MAX ? UINT32_MAX : (uint32_t)strlen(str));
   return value;
 }
 
@@ -345,6 +350,7 @@ static bool element_has_children(const bson_iter_t *iter) {
 
 typedef enum {
   CONTENT_OK,
+  CONTENT_EMPTY_KEY,
   CONTENT_NOT_UTF8,
   CONTENT_TOO_DEEP,
   CONTENT_CORRUPT,
@@ -377,6 +383,8 @@ static content_check_t check_content(const bson_t *doc) {
       depth--;
       continue;
     }
+    if (bson_iter_key_len(iter) == 0)
+      return CONTENT_EMPTY_KEY;
     if (!bson_utf8_validate(bson_iter_key(iter), bson_iter_key_len(iter),
                             false) ||
         !element_strings_are_utf8(iter))
@@ -418,6 +426,13 @@ static int check_wrapped(const bson_t *wrapper, const char *where,
   switch (check_content(wrapper)) {
   case CONTENT_OK:
     break;
+  case CONTENT_EMPTY_KEY:
+    /* libmongoc 1.23 rejects such documents in inserts and updates. */
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: value contains a document with an empty field name; "
+                  "give every field a name",
+                  where);
+    return MKV_EINVAL;
   case CONTENT_NOT_UTF8:
     mkv_error_set(error, MKV_EINVAL,
                   "%s: value contains a key or string that is not valid "

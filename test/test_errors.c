@@ -514,6 +514,34 @@ static void message_stays_utf8(void **state) {
   assert_false(removed);
 }
 
+/* libmongoc rejects an empty field name, so mkv does before queuing. */
+static void value_empty_field_name(void **state) {
+  bson_t document = BSON_INITIALIZER;
+  bson_value_t value;
+
+  BSON_APPEND_INT32(&document, "", 1);
+  value = test_document_value(&document);
+  check_value_rejected(*state, &value);
+  bson_destroy(&document);
+}
+
+/* Negative timeouts in the options are rejected rather than ignored. */
+static void open_negative_timeout(void **state) {
+  mkv_options_t options[2] = {{.server_selection_timeout_ms = -1},
+                              {.socket_timeout_ms = -5}};
+
+  (void)state;
+  for (size_t i = 0; i < 2; i++) {
+    mkv_t *db = NULL;
+    bson_error_t error = {0};
+
+    CHECK_STATUS(MKV_EINVAL, mkv_open(&db, test_uri(), &options[i], &error),
+                 &error);
+    assert_null(db);
+    assert_non_null(strstr(error.message, "negative"));
+  }
+}
+
 /* A 17 MiB string cannot fit in a 16 MiB document. */
 static void value_too_large(void **state) {
   test_fixture_t *fixture = *state;
@@ -1092,6 +1120,8 @@ int main(void) {
       TEST_CASE(value_null_pointers),
       TEST_CASE(value_nesting_limit),
       TEST_CASE(value_nesting_huge),
+      TEST_CASE(value_empty_field_name),
+      TEST_CASE(open_negative_timeout),
       TEST_CASE(value_text_lengths),
       TEST_CASE(message_stays_utf8),
       TEST_CASE(value_too_large),
