@@ -401,14 +401,9 @@ static content_check_t check_content(const bson_t *doc) {
 
 /* Writes where a set failed, for the start of an error message. */
 static void describe_set(const char *key, char *out, size_t out_size) {
-  char quoted[MKV_KEY_QUOTE_MAX + 8];
+  mkv_op_t op = {.kind = MKV_OP_SET, .key = key};
 
-  if (key == NULL) {
-    bson_snprintf(out, out_size, "set with a new key");
-    return;
-  }
-  mkv_quote_key(key, quoted, sizeof quoted);
-  bson_snprintf(out, out_size, "set key \"%s\"", quoted);
+  mkv_describe_op(&op, out, out_size);
 }
 
 /* Checks a value wrapped as the one field of `wrapper`. */
