@@ -306,6 +306,29 @@ static void invalid_document_bytes(void **state) {
   check_value_rejected(*state, &value);
 }
 
+/*
+ * Asserts that mkv_set() rejects each of `count` values with a message that
+ * contains `expected` and not `unexpected` (either may be NULL), that
+ * mkv_value_to_json() renders none of them, and that nothing was stored.
+ */
+static void check_values_rejected(test_fixture_t *fixture,
+                                  const bson_value_t *values, size_t count,
+                                  const char *expected,
+                                  const char *unexpected) {
+  for (size_t i = 0; i < count; i++) {
+    bson_error_t error = {0};
+
+    CHECK_STATUS(MKV_EINVAL,
+                 mkv_set(fixture->db, "k", &values[i], NULL, &error), &error);
+    if (expected != NULL)
+      assert_non_null(strstr(error.message, expected));
+    if (unexpected != NULL)
+      assert_null(strstr(error.message, unexpected));
+    assert_null(mkv_value_to_json(&values[i]));
+  }
+  assert_key_count(fixture, 0);
+}
+
 /* Each BSON type that carries text rejects invalid UTF-8 in it. */
 static void invalid_text_types(void **state) {
   static const uint8_t scope[] = {0x0e, 0x00, 0x00, 0x00, 0x02, 's',  0x00,
@@ -331,17 +354,8 @@ static void invalid_text_types(void **state) {
   values[4].value.v_codewscope.scope_data = (uint8_t *)scope;
   values[4].value.v_codewscope.scope_len = sizeof scope;
 
-  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-    bson_error_t error = {0};
-
-    CHECK_STATUS(
-        MKV_EINVAL,
-        mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL, &error),
-        &error);
-    assert_non_null(strstr(error.message, "UTF-8"));
-    assert_null(mkv_value_to_json(&values[i]));
-  }
-  assert_key_count(*state, 0);
+  check_values_rejected(*state, values, sizeof values / sizeof values[0],
+                        "UTF-8", NULL);
 }
 
 /* A value whose type needs a pointer that is NULL is rejected, not read. */
@@ -360,18 +374,8 @@ static void value_null_pointers(void **state) {
   values[4].value_type = BSON_TYPE_ARRAY;
   values[4].value.v_doc.data_len = 5;
 
-  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-    bson_error_t error = {0};
-
-    CHECK_STATUS(
-        MKV_EINVAL,
-        mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL, &error),
-        &error);
-    assert_non_null(strstr(error.message, "NULL"));
-    assert_null(strstr(error.message, "too large"));
-    assert_null(mkv_value_to_json(&values[i]));
-  }
-  assert_key_count(*state, 0);
+  check_values_rejected(*state, values, sizeof values / sizeof values[0],
+                        "NULL", "too large");
 }
 
 /* Wraps `value` in `levels` nested documents {"d": ...}. */
@@ -487,16 +491,8 @@ static void value_text_lengths(void **state) {
   values[2].value.v_regex.regex = (char *)"^a";
   values[2].value.v_regex.options = (char *)"iz";
 
-  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
-    bson_error_t error = {0};
-
-    CHECK_STATUS(
-        MKV_EINVAL,
-        mkv_set(((test_fixture_t *)*state)->db, "k", &values[i], NULL, &error),
-        &error);
-    assert_null(mkv_value_to_json(&values[i]));
-  }
-  assert_key_count(*state, 0);
+  check_values_rejected(*state, values, sizeof values / sizeof values[0], NULL,
+                        NULL);
 }
 
 /* A message that names a key which is not UTF-8 is still UTF-8 itself. */
