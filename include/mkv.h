@@ -111,9 +111,9 @@ typedef struct {
   int32_t socket_timeout_ms;
   /*
    * The maximum number of _async operations that this handle keeps on
-   * the libuv threadpool at once; the rest wait in mkv's own queue in call
-   * order. 0 means the threadpool size minus one (UV_THREADPOOL_SIZE, libuv's
-   * default 4, so 3), which leaves a thread for uv_fs_* and
+   * the libuv threadpool at once. The rest wait in mkv's own queue in call
+   * order. 0 means the threadpool size minus one: UV_THREADPOOL_SIZE, whose
+   * libuv default of 4 gives 3. That leaves a thread for uv_fs_* and
    * uv_getaddrinfo work even while the server does not reply. The one
    * exception: a loop with none of its own operations running may always
    * start one, so with several loops on one handle each may take one
@@ -132,11 +132,11 @@ typedef struct {
  * Initializes libmongoc on first use (see mkv_init()).
  *
  * Timeouts that apply when neither the URI nor `options` sets them:
- * serverSelectionTimeoutMS 30000 and connectTimeoutMS 10000 (libmongoc's
- * defaults), socketTimeoutMS 30000 (mkv's, in place of libmongoc's 300000)
- * and waitQueueTimeoutMS 30000 (mkv's, in place of libmongoc's unbounded
- * wait), the longest time an operation waits for a free client when all
- * maxPoolSize clients (default 100) are busy.
+ * serverSelectionTimeoutMS 30000 and connectTimeoutMS 10000 are
+ * libmongoc's defaults. socketTimeoutMS 30000 is mkv's, in place of
+ * libmongoc's 300000. waitQueueTimeoutMS 30000 is also mkv's, in place of
+ * libmongoc's unbounded wait: it is the maximum time an operation waits
+ * for a free client when all maxPoolSize clients (default 100) are busy.
  *
  * db:      out; receives the handle, to be released with mkv_close() or
  *          mkv_close_async(). Set to NULL on failure.
@@ -178,9 +178,9 @@ MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
  * threads. Inside an mkv callback it always returns MKV_EBUSY, because
  * that callback's operation is still pending: use mkv_close_async() there.
  * Returns MKV_ECLOSED when mkv_close_async() was already called on it, and
- * MKV_EINVAL for a NULL db. MKV_EBUSY is a check, not a wait: no other
- * call on db may run or start while mkv_close() runs, because once it
- * returns MKV_OK the handle is freed and any later call on it, a second
+ * MKV_EINVAL for a NULL db. MKV_EBUSY is a check, not a wait, so no other
+ * call on db may run or start while mkv_close() runs. Once it returns
+ * MKV_OK the handle is freed, and any later call on it, a second
  * mkv_close() included, reads freed memory. Join the threads that use db
  * first, or use mkv_close_async(), which waits for them.
  */
@@ -251,7 +251,7 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  * within waitQueueTimeoutMS; libmongoc 1.23 reports a timed-out and a
  * dropped connection alike, so a socket failure counts as a timeout when
  * the operation ran for at least socketTimeoutMS), MKV_ESERVER (the server
- * rejected the operation; the error holds its code and message),
+ * rejected the operation; the error contains its code and message),
  * MKV_ECLOSED (the handle is closing) and MKV_ENOMEM.
  */
 
@@ -379,8 +379,9 @@ MKV_EXTERN int mkv_ping_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
  * `db` only as an identifier and must not call mkv functions on it.
  *
  * Returns MKV_OK, MKV_EINVAL (NULL db, loop or cb), MKV_ECLOSED (already
- * closing) or MKV_ENOMEM (libuv could not create the wake-up handle, for
- * lack of memory or file descriptors); on failure `cb` is never called.
+ * closing) or MKV_ENOMEM, which means that libuv could not create the
+ * wake-up handle for lack of memory or file descriptors. On failure `cb`
+ * is never called.
  */
 MKV_EXTERN int mkv_close_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
                                void *data);

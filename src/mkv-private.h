@@ -12,15 +12,15 @@
 #define MKV_MAX_DOCUMENT_SIZE (16 * 1024 * 1024)
 
 /*
- * The most levels of documents and arrays that MongoDB stores in one
- * document; the document itself is the first level.
+ * The maximum number of levels of documents and arrays that MongoDB stores
+ * in one document. The document itself is the first level.
  */
 #define MKV_MAX_NESTING 100
 
 /* The length of an auto key: an ObjectId as 24 hex digits. */
 #define MKV_AUTO_KEY_LEN 24
 
-/* The field of a key's document that holds its value. */
+/* The field of a key's document that contains its value. */
 #define MKV_VALUE_FIELD "value"
 
 /* Bytes of a key that an error message quotes before it cuts the key. */

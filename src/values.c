@@ -242,9 +242,9 @@ static bool type_is_known(bson_type_t type) {
 
 /*
  * Checks the text fields that libbson's bson_append_value() reads up to
- * their NUL rather than by length: they must be NUL-terminated at their
- * length, and regex options must be ones MongoDB knows, because libbson
- * drops unknown ones without a word.
+ * their NUL rather than by length, so each must end with a NUL at its
+ * length. Regex options must be ones MongoDB accepts, because libbson
+ * silently drops the others.
  */
 static bool text_fields_consistent(const bson_value_t *value) {
   const bson_value_t *v = value;
