@@ -242,7 +242,9 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  * Each takes a client from the pool for its duration and blocks the calling
  * thread for up to the timeouts that mkv_open() lists. A key is a
  * NUL-terminated UTF-8 string, borrowed for the call; invalid UTF-8 gets
- * MKV_EINVAL and nothing is sent. Values are borrowed for the call.
+ * MKV_EINVAL and nothing is sent. So does a key longer than 16777194 bytes,
+ * the longest that fits in a 16 MiB document {_id: key, value: null}.
+ * Values are borrowed for the call.
  *
  * Statuses that any of them can return besides those listed: MKV_EINVAL
  * (NULL db or other required argument), MKV_ECONNECT (no server could be

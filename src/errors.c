@@ -241,7 +241,23 @@ static int status_from_mongoc(const mkv_t *db, const mkv_op_t *op,
   }
 }
 
-static const char *status_hint(int status) {
+/*
+ * libmongoc 1.23 with OpenSSL reports a server certificate that does not
+ * verify as "TLS handshake failed: certificate verify failed (N): ..." for
+ * a wrong CA, or "... Failed certificate verification" for a host name
+ * that the certificate does not name.
+ */
+static bool message_says_tls_verify_failed(const char *message) {
+  return strstr(message, "certificate verify failed") != NULL ||
+         strstr(message, "Failed certificate verification") != NULL;
+}
+
+static const char *status_hint(int status, const bson_error_t *cause) {
+  if (status == MKV_ECONNECT && message_says_tls_verify_failed(cause->message))
+    return "; TLS verification of the server's certificate failed: check "
+           "that tlsCAFile in the URI names the CA that signed it, and that "
+           "the certificate names the host in the URI";
+
   switch (status) {
   case MKV_ECONNECT:
     return "; check that the server in the URI is running and reachable";
@@ -294,10 +310,11 @@ int mkv_error_from_mongoc(const mkv_t *db, const mkv_op_t *op,
 
   if (op->kind == MKV_OP_PING)
     bson_set_error(error, cause->domain, cause->code, "ping failed: %s%s",
-                   detail, status_hint(status));
+                   detail, status_hint(status, cause));
   else
     bson_set_error(error, cause->domain, cause->code, "%s in %s failed: %s%s",
-                   what, db->namespace_quoted, detail, status_hint(status));
+                   what, db->namespace_quoted, detail,
+                   status_hint(status, cause));
   mkv_error_scrub(error, db->password);
   mkv_repair_utf8(error->message);
   return status;

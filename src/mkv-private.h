@@ -17,6 +17,14 @@
  */
 #define MKV_MAX_NESTING 100
 
+/*
+ * The maximum length of a key in a stored document: MKV_MAX_DOCUMENT_SIZE
+ * less the rest of {_id: key, value: null}, which is the document's length
+ * and end byte (5), the _id element's type, name, length and NUL (10), and
+ * the value element's type and name (7), all in bytes.
+ */
+#define MKV_MAX_KEY_LEN (MKV_MAX_DOCUMENT_SIZE - 22)
+
 /* The length of an auto key: an ObjectId as 24 hex digits. */
 #define MKV_AUTO_KEY_LEN 24
 

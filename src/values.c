@@ -194,12 +194,29 @@ void mkv_keys_destroy(mkv_keys_t *keys) {
   keys->count = 0;
 }
 
+/*
+ * Checks that a key is UTF-8 and short enough to be stored. A get or remove
+ * of a longer key could match nothing, and libmongoc would reject some of
+ * those commands and send others, so mkv rejects them all alike.
+ * NOTE: MongoDB before 4.2 limits index keys to 1024 bytes, so such a
+ * server rejects a longer key itself, as a server error.
+ */
 int mkv_check_key(const char *key, const char *op, bson_error_t *error) {
+  size_t len;
+
   if (key == NULL) {
     mkv_error_set(error, MKV_EINVAL, "%s: key is NULL; pass a key string", op);
     return MKV_EINVAL;
   }
-  if (!bson_utf8_validate(key, strlen(key), false)) {
+  len = strlen(key);
+  if (len > MKV_MAX_KEY_LEN) {
+    mkv_error_set(error, MKV_EINVAL,
+                  "%s: key too long: %zu bytes, over the maximum of %d that "
+                  "fits in a 16 MiB MongoDB document; use a shorter key",
+                  op, len, MKV_MAX_KEY_LEN);
+    return MKV_EINVAL;
+  }
+  if (!bson_utf8_validate(key, len, false)) {
     mkv_error_set(error, MKV_EINVAL,
                   "%s: key is not valid UTF-8; encode keys as UTF-8", op);
     return MKV_EINVAL;
@@ -523,9 +540,11 @@ int mkv_check_size(size_t stored_len, const char *key, bson_error_t *error) {
 
   describe_set(key, where, sizeof where);
   mkv_error_set(error, MKV_EINVAL,
-                "%s: value too large: the document would be %zu bytes, over "
-                "the %d-byte (16 MiB) limit of a MongoDB document; split the "
-                "value or store it elsewhere",
-                where, stored_len, MKV_MAX_DOCUMENT_SIZE);
+                "%s: value too large: the document {_id, value} would be %zu "
+                "bytes, %zu of them the key, over the %d-byte (16 MiB) limit "
+                "of a MongoDB document; split the value, use a shorter key, "
+                "or store the value elsewhere",
+                where, stored_len, key == NULL ? MKV_AUTO_KEY_LEN : strlen(key),
+                MKV_MAX_DOCUMENT_SIZE);
   return MKV_EINVAL;
 }
