@@ -65,7 +65,11 @@ const char *server_process_command_template(void) {
   return command;
 }
 
-/* Returns `template` with every {port} and {dir} replaced, for bson_free(). */
+/*
+ * Returns `template` with every {port} and {dir} replaced, for bson_free().
+ * The folder goes in single quotes, so that the shell takes it as one word
+ * even in a TMPDIR with spaces.
+ */
 static char *fill_template(const char *template, int port, const char *dir) {
   bson_string_t *out = bson_string_new(NULL);
   const char *at = template;
@@ -75,7 +79,7 @@ static char *fill_template(const char *template, int port, const char *dir) {
       bson_string_append_printf(out, "%d", port);
       at += 6;
     } else if (strncmp(at, "{dir}", 5) == 0) {
-      bson_string_append(out, dir);
+      bson_string_append_printf(out, "'%s'", dir);
       at += 5;
     } else {
       bson_string_append_c(out, *at);
@@ -95,6 +99,11 @@ void server_process_init(server_process_t *server) {
   }
   if (tmp == NULL || tmp[0] == '\0') {
     tmp = "/tmp";
+  }
+  if (strchr(tmp, '\'') != NULL) {
+    fail_msg("TMPDIR \"%s\" contains a single quote, which the server "
+             "command cannot contain; set TMPDIR to another folder",
+             tmp);
   }
   snprintf(server->dir, sizeof server->dir, "%s/mkv-server.XXXXXX", tmp);
   if (mkdtemp(server->dir) == NULL) {

@@ -5,9 +5,10 @@
  *
  * The server is started from the shell command in MKV_TEST_SERVER_CMD, in
  * which every "{port}" becomes a free TCP port of 127.0.0.1 and every
- * "{dir}" a data folder made with mkdtemp(). The command runs as
- * `/bin/sh -c 'exec COMMAND'`, so the PID that posix_spawn() returns is the
- * server's own. Its output goes to server.log in the data folder.
+ * "{dir}" a data folder made with mkdtemp(), in single quotes. The command
+ * runs as `/bin/sh -c 'exec COMMAND'`, so the PID that posix_spawn()
+ * returns is the server's own. Its output goes to server.log in the data
+ * folder.
  */
 #ifndef MKV_TEST_SERVER_PROCESS_H
 #define MKV_TEST_SERVER_PROCESS_H
@@ -31,7 +32,7 @@ typedef struct {
   uint64_t start_ms; /* when the running server was spawned */
 } server_process_t;
 
-/* What server_process_poll() found. */
+/* The states that server_process_poll() returns. */
 typedef enum {
   SERVER_STARTING, /* running, not yet accepting connections */
   SERVER_READY,    /* running and accepting connections */
@@ -72,7 +73,7 @@ void server_process_kill(server_process_t *server);
 /* Kills the server if it runs and removes its data folder. */
 void server_process_destroy(server_process_t *server);
 
-/* Prints the last lines of the server's log to stderr. */
+/* Prints the end of the server's log, at most 4000 bytes, to stderr. */
 void server_process_print_log(const server_process_t *server);
 
 #endif /* MKV_TEST_SERVER_PROCESS_H */

@@ -57,7 +57,7 @@ enum {
   /* A sync thread stops after this many writes succeed after the restart. */
   RECOVERED_WRITES = 5,
   SYNC_MAX_WRITES = 1000,
-  SYNC_PAUSE_MS = 5,
+  SYNC_PAUSE_MS = 20,
   /* The limit for the whole kill test's loop and threads, in milliseconds. */
   RUN_LIMIT_MS = 90000,
   TICK_MS = 10,
