@@ -41,7 +41,8 @@ static bool exit_handler_set;
 /*
  * Kills a server that a failed test left running. cmocka ends a failed
  * test with longjmp() into its runner, which then calls the teardown, so
- * this is only for an exit that skips the teardown.
+ * this is only for an exit that skips the teardown. A timeout of meson
+ * test signals the whole process group, which includes the server.
  */
 static void kill_live_server(void) {
   if (live_server != NULL && live_server->pid > 0) {
@@ -56,7 +57,7 @@ const char *server_process_command_template(void) {
     fprintf(stderr,
             "%s is not set: set it to a shell command that starts a "
             "MongoDB-compatible server on 127.0.0.1, in which {port} and "
-            "{dir} stand for the port and the data folder, such as "
+            "{dir} are replaced by a free port and a data folder, such as "
             "'mongod --bind_ip 127.0.0.1 --port {port} --dbpath {dir}'. "
             "scripts/dev test sets it for its FerretDB server.\n",
             SERVER_PROCESS_ENV);
