@@ -37,6 +37,16 @@ enum {
   SET_LIMIT_MS = SERVER_SELECTION_TIMEOUT_MS + CONNECT_TIMEOUT_MS +
                  2 * SOCKET_TIMEOUT_MS + MARGIN_MS,
   /*
+   * The maximum time that one get may take: as for a set, twice, because
+   * libmongoc retries a read once after a network error.
+   */
+  GET_LIMIT_MS = 2 * (SET_LIMIT_MS - MARGIN_MS) + MARGIN_MS,
+  /*
+   * Every GET_EVERY-th async operation is a get of a key written before the
+   * kill test starts. The others are sets of new keys.
+   */
+  GET_EVERY = 5,
+  /*
    * The maximum time that an operation may take to fail while no server
    * listens. Connections are refused at once, so server selection times
    * out.
@@ -66,7 +76,7 @@ enum {
   RETRY_LIMIT_MS = 20000,
 };
 
-/* The values of the async sets start here, away from the sync threads'. */
+/* The values of the async keys start here, away from the sync threads'. */
 #define ASYNC_VALUE_BASE INT64_C(900000000)
 
 /* The stage of the kill test, which the timer on the loop moves forward. */
@@ -94,9 +104,12 @@ typedef struct {
   char first_slow[640];
 } sync_worker_t;
 
-/* One async set of the kill test and its callback's outcome. */
+/* One async operation of the kill test and its callback's outcome. */
 typedef struct {
   restart_fixture_t *fixture;
+  int index;
+  bool is_get;
+  bool wrong_value; /* a get returned MKV_OK with another value */
   int calls;
   int status;
   phase_t phase; /* when the callback ran */
@@ -293,14 +306,20 @@ static void *sync_writer(void *arg) {
   return NULL;
 }
 
-static void on_async_set(mkv_t *db, const mkv_result_t *result, void *data) {
+static int64_t async_value(int index) { return ASYNC_VALUE_BASE + index; }
+
+static void on_async_done(mkv_t *db, const mkv_result_t *result, void *data) {
   async_op_t *op = data;
   restart_fixture_t *fixture = op->fixture;
+  bson_value_t expected = mkv_int64(async_value(op->index));
   uint64_t now = test_now_ms();
 
   (void)db;
   op->calls++;
   op->status = result->status;
+  if (op->is_get && result->status == MKV_OK) {
+    op->wrong_value = !test_value_equal(&expected, result->value);
+  }
   op->phase = (phase_t)atomic_load(&fixture->phase);
   op->done_ms = now;
   bson_strncpy(op->message, result->error->message, sizeof op->message);
@@ -327,7 +346,7 @@ static void on_tick(uv_timer_t *timer) {
   switch ((phase_t)atomic_load(&fixture->phase)) {
   case PHASE_RUNNING:
     if (fixture->async_done >= ASYNC_OPS) {
-      fail_msg("all %d async sets ended before the kill; raise ASYNC_OPS",
+      fail_msg("all %d async operations ended before the kill; raise ASYNC_OPS",
                ASYNC_OPS);
     }
     if (fixture->async_done >= KILL_AFTER_ASYNC &&
@@ -373,17 +392,38 @@ static void on_tick(uv_timer_t *timer) {
   }
 }
 
-static void submit_async_sets(restart_fixture_t *fixture) {
-  fixture->submit_ms = test_now_ms();
-  for (int i = 0; i < ASYNC_OPS; i++) {
-    bson_value_t value = mkv_int64(ASYNC_VALUE_BASE + i);
+/* Writes the keys that the async gets read, before anything is killed. */
+static void write_get_keys(restart_fixture_t *fixture) {
+  bson_error_t error = {0};
+
+  for (int i = GET_EVERY - 1; i < ASYNC_OPS; i += GET_EVERY) {
+    bson_value_t value = mkv_int64(async_value(i));
     char key[32];
 
     async_key(key, sizeof key, i);
-    fixture->ops[i].fixture = fixture;
-    CHECK_OK(mkv_set_async(fixture->base.db, &fixture->base.loop, key, &value,
-                           on_async_set, &fixture->ops[i]),
-             NULL);
+    CHECK_OK(mkv_set(fixture->base.db, key, &value, NULL, &error), &error);
+  }
+}
+
+static void submit_async_ops(restart_fixture_t *fixture) {
+  mkv_t *db = fixture->base.db;
+  uv_loop_t *loop = &fixture->base.loop;
+
+  fixture->submit_ms = test_now_ms();
+  for (int i = 0; i < ASYNC_OPS; i++) {
+    async_op_t *op = &fixture->ops[i];
+    bson_value_t value = mkv_int64(async_value(i));
+    char key[32];
+
+    async_key(key, sizeof key, i);
+    op->fixture = fixture;
+    op->index = i;
+    op->is_get = i % GET_EVERY == GET_EVERY - 1;
+    if (op->is_get) {
+      CHECK_OK(mkv_get_async(db, loop, key, on_async_done, op), NULL);
+    } else {
+      CHECK_OK(mkv_set_async(db, loop, key, &value, on_async_done, op), NULL);
+    }
   }
 }
 
@@ -400,30 +440,36 @@ static void start_sync_threads(restart_fixture_t *fixture) {
   }
 }
 
-/* Asserts that each callback ran once, with a status of a lost server. */
+/*
+ * Asserts that each callback ran once, with a status of a lost server, and
+ * that no get returned a wrong value.
+ */
 static void assert_async_outcomes(const restart_fixture_t *fixture, int *failed,
                                   int *ok_after_restart) {
   for (int i = 0; i < ASYNC_OPS; i++) {
     const async_op_t *op = &fixture->ops[i];
 
-    if (op->calls != 1 || !fault_status(op->status)) {
-      print_error("async set %d: %d callbacks, last with %s: %s\n", i,
-                  op->calls, mkv_err_name(op->status), op->message);
+    if (op->calls != 1 || !fault_status(op->status) || op->wrong_value) {
+      print_error("async %s %d: %d callbacks, last with %s: %s\n",
+                  op->is_get ? "get" : "set", i, op->calls,
+                  mkv_err_name(op->status), op->message);
     }
     assert_int_equal(op->calls, 1);
     assert_true(fault_status(op->status));
+    assert_false(op->wrong_value);
     *failed += op->status != MKV_OK;
     *ok_after_restart += op->status == MKV_OK && op->phase == PHASE_UP;
   }
   if (fixture->async_done != ASYNC_OPS) {
-    print_error("%d callbacks ran for %d async sets\n", fixture->async_done,
-                ASYNC_OPS);
+    print_error("%d callbacks ran for %d async operations\n",
+                fixture->async_done, ASYNC_OPS);
   }
   assert_int_equal(fixture->async_done, ASYNC_OPS);
 }
 
 /*
- * Asserts that no async set ran longer than SET_LIMIT_MS. mkv starts the
+ * Asserts that no async set ran longer than SET_LIMIT_MS, and no get
+ * longer than GET_LIMIT_MS. mkv starts the
  * queued operations of one loop in call order, one each time a running
  * operation completes, so with M on the threadpool at once, operation k
  * (k >= M) started just before callback number k - M ran. Returns the
@@ -440,13 +486,16 @@ static uint64_t assert_async_durations(const restart_fixture_t *fixture) {
                          ? fixture->submit_ms
                          : fixture->done_times[k - max_in_flight];
     uint64_t elapsed = op->done_ms - start;
+    uint64_t limit = op->is_get ? GET_LIMIT_MS : SET_LIMIT_MS;
 
     if (elapsed > longest) {
       longest = elapsed;
     }
-    if (elapsed > SET_LIMIT_MS && slow++ == 0) {
-      print_error("async set %d took %" PRIu64 " ms, over %d ms: %s: %s\n", k,
-                  elapsed, SET_LIMIT_MS, mkv_err_name(op->status), op->message);
+    if (elapsed > limit && slow++ == 0) {
+      print_error("async %s %d took %" PRIu64 " ms, over %" PRIu64
+                  " ms: %s: %s\n",
+                  op->is_get ? "get" : "set", k, elapsed, limit,
+                  mkv_err_name(op->status), op->message);
     }
   }
   assert_int_equal(slow, 0);
@@ -511,7 +560,7 @@ static void assert_reads_back(mkv_t *db, const char *key, int64_t number,
   }
 }
 
-/* Reads back every key that the threads and the async sets wrote. */
+/* Reads back every key that the threads and the async operations used. */
 static int assert_all_read_back(restart_fixture_t *fixture) {
   mkv_t *db = fixture->base.db;
   int checked = 0;
@@ -528,18 +577,20 @@ static int assert_all_read_back(restart_fixture_t *fixture) {
   }
   for (int i = 0; i < ASYNC_OPS; i++) {
     async_key(key, sizeof key, i);
-    assert_reads_back(db, key, ASYNC_VALUE_BASE + i,
-                      fixture->ops[i].status == MKV_OK);
+    assert_reads_back(db, key, async_value(i),
+                      fixture->ops[i].is_get ||
+                          fixture->ops[i].status == MKV_OK);
     checked++;
   }
   return checked;
 }
 
 /*
- * SIGKILL of the server while 8 threads write and 500 async sets are in
- * flight, then a restart on the same port and data folder. Every call
- * ends in bounded time, every callback runs once, the handle works again
- * without a reopen, and every write that succeeded reads back.
+ * SIGKILL of the server while 8 threads write and 500 async sets and gets
+ * are in flight, then a restart on the same port and data folder. Every
+ * call ends in bounded time, every callback runs once, no get returns a
+ * wrong value, the handle works again without a reopen, and every write
+ * that succeeded reads back.
  */
 static void kill_and_restart(void **state) {
   restart_fixture_t *fixture = *state;
@@ -557,7 +608,8 @@ static void kill_and_restart(void **state) {
 
   fixture->ticker.data = fixture;
   assert_int_equal(uv_timer_init(&fixture->base.loop, &fixture->ticker), 0);
-  submit_async_sets(fixture);
+  write_get_keys(fixture);
+  submit_async_ops(fixture);
   start_sync_threads(fixture);
   assert_int_equal(uv_timer_start(&fixture->ticker, on_tick, TICK_MS, TICK_MS),
                    0);
@@ -576,9 +628,9 @@ static void kill_and_restart(void **state) {
 
   CHECK_OK(mkv_ping(fixture->base.db, &error), &error);
   checked = assert_all_read_back(fixture);
-  print_message("down %" PRIu64 " ms until accepting; %d sync and %d async "
-                "writes failed; longest call %" PRIu64 " ms sync, %" PRIu64
-                " ms async; %d keys read back\n",
+  print_message("down %" PRIu64 " ms until accepting, %d sync writes and %d "
+                "async operations failed, longest call %" PRIu64
+                " ms sync and %" PRIu64 " ms async, %d keys read back\n",
                 fixture->restart_ms - fixture->kill_ms, sync_failed,
                 async_failed, longest_sync, longest_async, checked);
   test_close_all(&fixture->base);
