@@ -582,8 +582,11 @@ static void callback_queues_next(void **state) {
   test_close_all(fixture);
 }
 
-/* Ten thousand sets with auto keys make ten thousand distinct keys. */
-enum { AUTO_KEY_COUNT = 10000 };
+/*
+ * Three thousand sets with auto keys make three thousand distinct keys. The
+ * count keeps the test well inside its loop limit on a loaded machine.
+ */
+enum { AUTO_KEY_COUNT = 3000 };
 
 typedef struct {
   int calls;
