@@ -207,17 +207,6 @@ static int restart_teardown(void **state) {
 }
 
 /*
- * Runs the loop as test_run_loop() does. That times its limit from the
- * loop's cached time, which blocking calls before it leave stale, so the
- * time is refreshed first.
- */
-#define run_loop(fixture, timeout_ms)                                          \
-  do {                                                                         \
-    uv_update_time(&(fixture)->base.loop);                                     \
-    test_run_loop(&(fixture)->base, (timeout_ms));                             \
-  } while (0)
-
-/*
  * Opens fixture->base.db on the fixture's server, whether it runs or not.
  * journal=true makes each write wait for the server's journal: a
  * standalone MongoDB acknowledges a w:1 write once it is in memory, and a
@@ -613,7 +602,7 @@ static void kill_and_restart(void **state) {
   start_sync_threads(fixture);
   assert_int_equal(uv_timer_start(&fixture->ticker, on_tick, TICK_MS, TICK_MS),
                    0);
-  run_loop(fixture, RUN_LIMIT_MS);
+  test_run_loop(&fixture->base, RUN_LIMIT_MS);
   stop_sync_threads(fixture);
 
   assert_int_equal(atomic_load(&fixture->phase), PHASE_UP);
@@ -706,7 +695,7 @@ static void server_down_at_open(void **state) {
   CHECK_DOWN(mkv_set(db, "k", &value, NULL, &error), &error);
   CHECK_DOWN(mkv_get(db, "k", &read, &error), &error);
   CHECK_OK(mkv_get_async(db, &fixture->base.loop, "k", on_get, &down), NULL);
-  run_loop(fixture, DOWN_LIMIT_MS);
+  test_run_loop(&fixture->base, DOWN_LIMIT_MS);
   assert_int_equal(down.calls, 1);
   assert_int_equal(down.status, MKV_ECONNECT);
 
@@ -717,7 +706,7 @@ static void server_down_at_open(void **state) {
   bson_value_destroy(&read);
 
   CHECK_OK(mkv_get_async(db, &fixture->base.loop, "k", on_get, &up), NULL);
-  run_loop(fixture, SET_LIMIT_MS);
+  test_run_loop(&fixture->base, SET_LIMIT_MS);
   assert_int_equal(up.calls, 1);
   assert_int_equal(up.status, MKV_OK);
   assert_value_equal(&value, &up.value);
