@@ -3,9 +3,9 @@
  * that each test creates: stalled replies, refused and stalled connections,
  * and connections cut in the middle of a request or a reply. The tests
  * check the status and the duration of each operation, and that no wrong
- * value comes back. They also check that a write is not sent twice, that
- * the loop thread keeps running, and that the handle works again once the
- * fault is gone.
+ * value comes back. They also check when a write is sent a second time,
+ * that the loop thread keeps running, and that the handle works again once
+ * the fault is gone.
  */
 #include "helpers.h"
 
@@ -740,9 +740,9 @@ static bool server_retries_writes(void) {
 
 /*
  * With libmongoc's default retryWrites=true, whether a set is sent again
- * depends on the server. libmongoc's documentation: it retries a write
- * once on a replica set or a sharded cluster, and never on a standalone
- * server, which FerretDB is.
+ * depends on the server. The retryWrites entry of libmongoc's mongoc_uri_t
+ * documentation says that it retries a write once on a replica set or a
+ * sharded cluster, so not on a standalone server, which FerretDB is.
  * NOTE: only the standalone case has been run; the replica set case
  * follows that documentation.
  */
