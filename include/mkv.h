@@ -23,15 +23,15 @@
  * libmongoc's connection pool is not fork-safe. In a child, the pool's
  * monitor threads do not exist and its sockets are shared with the parent.
  * A child may only call mkv_close() on a handle from its parent. That call
- * sends nothing, touches no socket and frees nothing, since freeing the
- * pool would join threads that exist only in the parent. The handle's
+ * sends nothing, touches no socket and frees nothing. Destroying the pool
+ * would join threads that exist only in the parent, which hangs the child,
+ * and send endSessions on the parent's connections. The handle's
  * memory stays allocated, and reachable, until the child exits. Every other
  * call on it fails with MKV_EFORKED, mkv_close_async() included, and no
- * callback runs. The child opens its own handles with mkv_open(). The
- * parent's handle keeps working in the parent, also while and after the
- * child runs. mkv detects a child through a pthread_atfork() handler, so a
- * process made with vfork() or clone() without fork()'s handlers is not
- * detected.
+ * callback runs. The child opens its own handles with mkv_open(), and the
+ * parent's handle keeps working in the parent. mkv detects a child through
+ * a pthread_atfork() handler, so a child made by vfork(), _Fork() or
+ * clone(), which run no such handler, is not detected.
  */
 #ifndef MKV_H
 #define MKV_H
