@@ -18,6 +18,20 @@
  * the loop it is given. When it returns 0 the operation was queued, and its
  * callback then runs exactly once, on that loop's thread. When it returns a
  * negative status the callback is never called.
+ *
+ * fork(): a handle belongs to the process that opened it, because
+ * libmongoc's connection pool is not fork-safe. In a child, the pool's
+ * monitor threads do not exist and its sockets are shared with the parent.
+ * A child may only call mkv_close() on a handle from its parent. That call
+ * sends nothing, touches no socket and frees nothing. Destroying the pool
+ * would join threads that exist only in the parent, which hangs the child,
+ * and send endSessions on the parent's connections. The handle's
+ * memory stays allocated, and reachable, until the child exits. Every other
+ * call on it fails with MKV_EFORKED, mkv_close_async() included, and no
+ * callback runs. The child opens its own handles with mkv_open(), and the
+ * parent's handle keeps working in the parent. mkv detects a child through
+ * a pthread_atfork() handler, so a child made by vfork(), _Fork() or
+ * clone(), which run no such handler, is not detected.
  */
 #ifndef MKV_H
 #define MKV_H
@@ -58,7 +72,9 @@ extern "C" {
   X(ECANCELED, -6, "operation canceled")                                       \
   X(ECLOSED, -7, "handle is closing")                                          \
   X(EBUSY, -8, "handle has operations in progress")                            \
-  X(ENOMEM, -9, "out of memory")
+  X(ENOMEM, -9, "out of memory")                                               \
+  X(EFORKED, -10,                                                              \
+    "handle was opened before fork(); open a new handle in this process")
 
 typedef enum {
 #define MKV_STATUS_ENUM(name, value, message) MKV_##name = (value),
@@ -178,7 +194,9 @@ MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
  * threads. Inside an mkv callback it always returns MKV_EBUSY, because
  * that callback's operation is still pending: use mkv_close_async() there.
  * Returns MKV_ECLOSED when mkv_close_async() was already called on it, and
- * MKV_EINVAL for a NULL db. MKV_EBUSY is a check, not a wait, so no other
+ * MKV_EINVAL for a NULL db. In a child of fork() it returns MKV_OK for a
+ * handle from the parent without sending or freeing anything (see fork()
+ * at the top of this file). MKV_EBUSY is a check, not a wait, so no other
  * call on db may run or start while mkv_close() runs. Once it returns
  * MKV_OK the handle is freed, and any later call on it, a second
  * mkv_close() included, reads freed memory. Join the threads that use db
@@ -254,7 +272,8 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  * dropped connection alike, so a socket failure counts as a timeout when
  * the operation ran for at least socketTimeoutMS), MKV_ESERVER (the server
  * rejected the operation; the error contains its code and message),
- * MKV_ECLOSED (the handle is closing) and MKV_ENOMEM.
+ * MKV_ECLOSED (the handle is closing), MKV_EFORKED (a child of fork()
+ * called it on its parent's handle) and MKV_ENOMEM.
  */
 
 /*
@@ -326,8 +345,9 @@ MKV_EXTERN int mkv_purge(mkv_t *db, bson_error_t *error);
  * another. They return MKV_OK when
  * the operation was queued, and then `cb` runs exactly once. They return
  * MKV_EINVAL (NULL db, loop, cb, or an invalid key or value), MKV_ECLOSED
- * (the handle is closing) or MKV_ENOMEM without queuing, and then `cb` is
- * never called.
+ * (the handle is closing), MKV_EFORKED (the handle is from the parent of
+ * this process) or MKV_ENOMEM without queuing, and then `cb` is never
+ * called.
  *
  * At most max_in_flight operations of a handle (see mkv_options_t) occupy
  * the threadpool at once; the others wait in mkv's queue, in call order.
@@ -381,9 +401,10 @@ MKV_EXTERN int mkv_ping_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
  * `db` only as an identifier and must not call mkv functions on it.
  *
  * Returns MKV_OK, MKV_EINVAL (NULL db, loop or cb), MKV_ECLOSED (already
- * closing) or MKV_ENOMEM, which means that libuv could not create the
- * wake-up handle for lack of memory or file descriptors. On failure `cb`
- * is never called.
+ * closing), MKV_EFORKED (the handle is from the parent of this process:
+ * call mkv_close() instead) or MKV_ENOMEM, which means that libuv could
+ * not create the wake-up handle for lack of memory or file descriptors. On
+ * failure `cb` is never called.
  */
 MKV_EXTERN int mkv_close_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
                                void *data);

@@ -354,6 +354,8 @@ int mkv_close_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb, void *data) {
 
   if (db == NULL || loop == NULL || cb == NULL)
     return MKV_EINVAL;
+  if (mkv_opened_in_parent(db))
+    return MKV_EFORKED;
 
   pthread_mutex_lock(&db->mutex);
   if (db->closing) {

@@ -15,9 +15,12 @@
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 
-static void init_mongoc(void) { mongoc_init(); }
+static void init_process(void) {
+  mongoc_init();
+  mkv_fork_watch();
+}
 
-void mkv_init(void) { pthread_once(&init_once, init_mongoc); }
+void mkv_init(void) { pthread_once(&init_once, init_process); }
 
 /*
  * Reads the threadpool size the way libuv 1.44 does when it starts the
@@ -250,6 +253,7 @@ int mkv_open(mkv_t **db_out, const char *uri_string,
   mkv_init();
 
   db = bson_malloc0(sizeof *db);
+  db->generation = mkv_process_generation();
   pthread_mutex_init(&db->mutex, NULL);
   db->db_name = bson_strdup(options != NULL && options->db_name != NULL
                                 ? options->db_name
@@ -296,6 +300,10 @@ int mkv_close(mkv_t *db) {
 
   if (db == NULL)
     return MKV_EINVAL;
+  if (mkv_opened_in_parent(db)) {
+    mkv_abandon(db);
+    return MKV_OK;
+  }
 
   pthread_mutex_lock(&db->mutex);
   if (db->closing)

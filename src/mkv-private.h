@@ -74,6 +74,8 @@ struct mkv_s {
   char *namespace_quoted; /* "db.collection", cut for error messages */
   char *password;         /* from the URI, so messages can be scrubbed of it */
   int32_t socket_timeout_ms; /* in effect, 0 for none */
+  unsigned generation;       /* mkv_process_generation() at mkv_open() */
+  mkv_t *abandoned_next;     /* fork.c's list of handles closed in a child */
 
   /* The fields from here to close_wakeup are guarded by mutex. */
   pthread_mutex_t mutex;
@@ -124,6 +126,13 @@ void mkv_handle_free(mkv_t *db);
 /* async.c */
 bool mkv_claim_close_locked(mkv_t *db);
 void mkv_signal_close(mkv_t *db);
+
+/* fork.c */
+void mkv_fork_watch(void);
+unsigned mkv_process_generation(void);
+bool mkv_opened_in_parent(const mkv_t *db);
+int mkv_check_process(const mkv_t *db, const char *what, bson_error_t *error);
+void mkv_abandon(mkv_t *db);
 
 /* ops.c */
 void mkv_op_choose_key(mkv_op_t *op);

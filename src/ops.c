@@ -308,6 +308,12 @@ int mkv_op_check(const mkv_t *db, const mkv_op_t *op, bson_error_t *error) {
                   name);
     return MKV_EINVAL;
   }
+  if (mkv_opened_in_parent(db)) {
+    char what[MKV_KEY_QUOTE_MAX + 32];
+
+    mkv_describe_op(op, what, sizeof what);
+    return mkv_check_process(db, what, error);
+  }
   switch (op->kind) {
   case MKV_OP_SET:
     if (op->key != NULL && mkv_check_key(op->key, name, error) != MKV_OK)

@@ -536,6 +536,8 @@ static const struct {
     {MKV_ECLOSED, "MKV_ECLOSED", "handle is closing"},
     {MKV_EBUSY, "MKV_EBUSY", "handle has operations in progress"},
     {MKV_ENOMEM, "MKV_ENOMEM", "out of memory"},
+    {MKV_EFORKED, "MKV_EFORKED",
+     "handle was opened before fork(); open a new handle in this process"},
 };
 
 static void status_values(void **state) {
@@ -563,7 +565,7 @@ static void err_name_each_code(void **state) {
 }
 
 static void status_unknown(void **state) {
-  const int unknown[] = {1, 2, -10, -11, 12345, INT_MAX, INT_MIN};
+  const int unknown[] = {1, 2, -11, -12, 12345, INT_MAX, INT_MIN};
 
   (void)state;
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
