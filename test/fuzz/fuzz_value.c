@@ -35,17 +35,16 @@ static uint32_t cut_length(size_t len, uint8_t cut) {
 static void build_code_with_scope(built_value_t *built, size_t size,
                                   uint8_t cut) {
   bson_value_t *v = &built->value;
-  size_t code_len = size == 0 ? 0 : built->payload[0];
+  size_t header_len = size > 0 ? 1 : 0;
+  size_t code_len = size > 0 ? built->payload[0] : 0;
 
-  if (code_len > (size == 0 ? 0 : size - 1))
-    code_len = size == 0 ? 0 : size - 1;
-  built->code = fuzz_text(size == 0 ? NULL : built->payload + 1, code_len);
+  if (code_len > size - header_len)
+    code_len = size - header_len;
+  built->code = fuzz_text(built->payload + header_len, code_len);
   v->value.v_codewscope.code = built->code;
   v->value.v_codewscope.code_len = cut_length(code_len, cut);
-  v->value.v_codewscope.scope_data =
-      size == 0 ? built->payload : built->payload + 1 + code_len;
-  v->value.v_codewscope.scope_len =
-      (uint32_t)(size == 0 ? 0 : size - 1 - code_len);
+  v->value.v_codewscope.scope_data = built->payload + header_len + code_len;
+  v->value.v_codewscope.scope_len = (uint32_t)(size - header_len - code_len);
 }
 
 /* Fills a DBPointer: the first 12 payload bytes are its ObjectId. */
