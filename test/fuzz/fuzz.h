@@ -31,8 +31,53 @@ static inline char *fuzz_text(const uint8_t *data, size_t size) {
   return text;
 }
 
+/*
+ * Returns true when the C string `text` is UTF-8 as RFC 3629 defines it:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. It does not use
+ * libbson, so it can check what libbson's own UTF-8 check accepts.
+ */
 static inline bool fuzz_is_utf8(const char *text) {
-  return bson_utf8_validate(text, strlen(text), false);
+  const unsigned char *bytes = (const unsigned char *)text;
+  size_t len = strlen(text);
+  size_t i = 0;
+
+  while (i < len) {
+    unsigned char lead = bytes[i];
+    size_t continuation_count;
+    uint32_t code_point, min;
+
+    if (lead < 0x80) {
+      i++;
+      continue;
+    }
+    if ((lead & 0xE0) == 0xC0) {
+      continuation_count = 1;
+      code_point = lead & 0x1F;
+      min = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      continuation_count = 2;
+      code_point = lead & 0x0F;
+      min = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      continuation_count = 3;
+      code_point = lead & 0x07;
+      min = 0x10000;
+    } else {
+      return false;
+    }
+    if (len - i - 1 < continuation_count)
+      return false;
+    for (size_t k = 1; k <= continuation_count; k++) {
+      if ((bytes[i + k] & 0xC0) != 0x80)
+        return false;
+      code_point = (code_point << 6) | (bytes[i + k] & 0x3F);
+    }
+    if (code_point < min || code_point > 0x10FFFF ||
+        (code_point >= 0xD800 && code_point <= 0xDFFF))
+      return false;
+    i += continuation_count + 1;
+  }
+  return true;
 }
 
 /*
