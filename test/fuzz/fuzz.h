@@ -32,13 +32,12 @@ static inline char *fuzz_text(const uint8_t *data, size_t size) {
 }
 
 /*
- * Returns true when the C string `text` is UTF-8 as RFC 3629 defines it:
- * no overlong forms, no surrogates, nothing above U+10FFFF. It does not use
- * libbson, so it can check what libbson's own UTF-8 check accepts.
+ * Returns true when `len` bytes are UTF-8 as RFC 3629 defines it, NUL bytes
+ * included: no overlong forms, no surrogates, nothing above U+10FFFF. It
+ * does not use libbson, so it can check what libbson's own check accepts.
  */
-static inline bool fuzz_is_utf8(const char *text) {
+static inline bool fuzz_is_utf8_bytes(const char *text, size_t len) {
   const unsigned char *bytes = (const unsigned char *)text;
-  size_t len = strlen(text);
   size_t i = 0;
 
   while (i < len) {
@@ -78,6 +77,10 @@ static inline bool fuzz_is_utf8(const char *text) {
     i += continuation_count + 1;
   }
   return true;
+}
+
+static inline bool fuzz_is_utf8(const char *text) {
+  return fuzz_is_utf8_bytes(text, strlen(text));
 }
 
 /*

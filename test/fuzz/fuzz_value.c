@@ -130,6 +130,62 @@ static void check_field(const bson_t *doc, const char *path,
   FUZZ_REQUIRE(fuzz_same_encoding(expected, bson_iter_value(&field)));
 }
 
+/* Returns the text of a string-like element, or NULL for other types. */
+static const char *element_text(const bson_iter_t *iter, uint32_t *len) {
+  const bson_oid_t *oid = NULL;
+  const uint8_t *scope = NULL;
+  const char *text = NULL;
+  uint32_t scope_len = 0;
+
+  switch (bson_iter_type(iter)) {
+  case BSON_TYPE_UTF8:
+    return bson_iter_utf8(iter, len);
+  case BSON_TYPE_SYMBOL:
+    return bson_iter_symbol(iter, len);
+  case BSON_TYPE_CODE:
+    return bson_iter_code(iter, len);
+  case BSON_TYPE_CODEWSCOPE:
+    return bson_iter_codewscope(iter, len, &scope_len, &scope);
+  case BSON_TYPE_DBPOINTER:
+    bson_iter_dbpointer(iter, len, &text, &oid);
+    return text;
+  default:
+    return NULL;
+  }
+}
+
+/*
+ * Checks that every key and text in an accepted value is UTF-8, in nested
+ * documents, arrays and code scopes too. mkv_check_value() allows at most
+ * 100 levels, which bounds the recursion.
+ */
+static void check_all_utf8(bson_iter_t *iter) {
+  while (bson_iter_next(iter)) {
+    const char *options = NULL;
+    const uint8_t *scope = NULL;
+    uint32_t len = 0, scope_len = 0;
+    const char *text = element_text(iter, &len);
+    bson_iter_t child;
+
+    FUZZ_REQUIRE(fuzz_is_utf8(bson_iter_key(iter)));
+    if (text != NULL)
+      FUZZ_REQUIRE(fuzz_is_utf8_bytes(text, len));
+    if (BSON_ITER_HOLDS_REGEX(iter)) {
+      text = bson_iter_regex(iter, &options);
+      FUZZ_REQUIRE(fuzz_is_utf8(text));
+      FUZZ_REQUIRE(fuzz_is_utf8(options));
+    }
+    if (BSON_ITER_HOLDS_DOCUMENT(iter) || BSON_ITER_HOLDS_ARRAY(iter)) {
+      FUZZ_REQUIRE(bson_iter_recurse(iter, &child));
+      check_all_utf8(&child);
+    } else if (BSON_ITER_HOLDS_CODEWSCOPE(iter)) {
+      bson_iter_codewscope(iter, &len, &scope_len, &scope);
+      FUZZ_REQUIRE(bson_iter_init_from_data(&child, scope, scope_len));
+      check_all_utf8(&child);
+    }
+  }
+}
+
 /* Checks the documents a set sends for a value that passed its checks. */
 static void check_encoding(const bson_value_t *value, size_t stored_len) {
   const bson_validate_flags_t flags = BSON_VALIDATE_UTF8 |
@@ -137,10 +193,13 @@ static void check_encoding(const bson_value_t *value, size_t stored_len) {
                                       BSON_VALIDATE_EMPTY_KEYS;
   bson_value_t read = {0};
   bson_t doc, filter, update;
+  bson_iter_t iter;
 
   mkv_build_insert(&doc, FUZZ_KEY, value);
   FUZZ_REQUIRE(doc.len == stored_len);
   FUZZ_REQUIRE(bson_validate(&doc, flags, NULL));
+  FUZZ_REQUIRE(bson_iter_init(&iter, &doc));
+  check_all_utf8(&iter);
   check_field(&doc, MKV_VALUE_FIELD, value);
 
   /* The get of what the set stored returns the same value. */
