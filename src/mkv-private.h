@@ -118,6 +118,15 @@ int mkv_check_value(const bson_value_t *value, const char *key,
                     size_t *stored_len, bson_error_t *error);
 int mkv_check_size(size_t stored_len, const char *key, bson_error_t *error);
 
+/* codec.c */
+void mkv_build_key_filter(bson_t *filter, const char *key);
+void mkv_build_insert(bson_t *doc, const char *key, const bson_value_t *value);
+void mkv_build_upsert(bson_t *filter, bson_t *update, const char *key,
+                      const bson_value_t *value);
+bool mkv_read_value(const bson_t *doc, bson_value_t *value);
+int64_t mkv_read_deleted_count(const bson_t *reply);
+char *mkv_key_from_id(bson_iter_t *iter);
+
 /* handle.c */
 int mkv_enter_sync(mkv_t *db, const mkv_op_t *op, bson_error_t *error);
 void mkv_leave_sync(mkv_t *db);

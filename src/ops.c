@@ -3,11 +3,6 @@
 
 #include "mkv-private.h"
 
-static void append_key_filter(bson_t *filter, const char *key) {
-  bson_init(filter);
-  BSON_APPEND_UTF8(filter, "_id", key);
-}
-
 static int not_found(const mkv_t *db, const char *op, const char *key,
                      const char *why, bson_error_t *error) {
   char quoted[MKV_KEY_QUOTE_MAX + 8];
@@ -28,9 +23,7 @@ static int insert_new(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   bson_t doc;
   int status = MKV_OK;
 
-  bson_init(&doc);
-  BSON_APPEND_UTF8(&doc, "_id", op->key_used);
-  BSON_APPEND_VALUE(&doc, MKV_VALUE_FIELD, op->value);
+  mkv_build_insert(&doc, op->key_used, op->value);
   if (!mongoc_collection_insert_one(coll, &doc, NULL, NULL, &cause))
     status = mkv_error_from_mongoc(db, op, error, &cause);
   bson_destroy(&doc);
@@ -40,17 +33,13 @@ static int insert_new(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
 static int run_set(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
                    bson_error_t *error) {
   bson_error_t cause;
-  bson_t filter, update, child, opts;
+  bson_t filter, update, opts;
   int status = MKV_OK;
 
   if (op->key == NULL)
     return insert_new(db, coll, op, error);
 
-  append_key_filter(&filter, op->key_used);
-  bson_init(&update);
-  BSON_APPEND_DOCUMENT_BEGIN(&update, "$set", &child);
-  BSON_APPEND_VALUE(&child, MKV_VALUE_FIELD, op->value);
-  bson_append_document_end(&update, &child);
+  mkv_build_upsert(&filter, &update, op->key_used, op->value);
   bson_init(&opts);
   BSON_APPEND_BOOL(&opts, "upsert", true);
 
@@ -69,11 +58,10 @@ static int run_get(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   mongoc_cursor_t *cursor;
   const bson_t *doc;
   bson_error_t cause;
-  bson_iter_t iter;
   bson_t filter, opts, projection;
   int status;
 
-  append_key_filter(&filter, op->key);
+  mkv_build_key_filter(&filter, op->key);
   bson_init(&opts);
   BSON_APPEND_INT64(&opts, "limit", 1);
   BSON_APPEND_BOOL(&opts, "singleBatch", true);
@@ -83,8 +71,7 @@ static int run_get(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
 
   cursor = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
   if (mongoc_cursor_next(cursor, &doc)) {
-    if (bson_iter_init_find(&iter, doc, MKV_VALUE_FIELD)) {
-      bson_value_copy(bson_iter_value(&iter), &op->result_value);
+    if (mkv_read_value(doc, &op->result_value)) {
       status = MKV_OK;
     } else {
       status = not_found(db, "get", op->key,
@@ -102,25 +89,15 @@ static int run_get(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   return status;
 }
 
-/* Reads the deletedCount of a delete reply. */
-static int64_t deleted_count(const bson_t *reply) {
-  bson_iter_t iter;
-
-  if (bson_iter_init_find(&iter, reply, "deletedCount") &&
-      BSON_ITER_HOLDS_NUMBER(&iter))
-    return bson_iter_as_int64(&iter);
-  return 0;
-}
-
 static int run_remove(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
                       bson_error_t *error) {
   bson_error_t cause;
   bson_t filter, reply;
   int status = MKV_OK;
 
-  append_key_filter(&filter, op->key);
+  mkv_build_key_filter(&filter, op->key);
   if (mongoc_collection_delete_one(coll, &filter, NULL, &reply, &cause))
-    op->removed = deleted_count(&reply) > 0;
+    op->removed = mkv_read_deleted_count(&reply) > 0;
   else
     status = mkv_error_from_mongoc(db, op, error, &cause);
 
@@ -136,27 +113,6 @@ static void keys_append(mkv_keys_t *keys, size_t *capacity, char *key) {
     keys->keys = bson_realloc(keys->keys, *capacity * sizeof *keys->keys);
   }
   keys->keys[keys->count++] = key;
-}
-
-/*
- * Makes the key of an _id: the string itself, or the relaxed Extended JSON
- * of an _id that is not a UTF-8 string without NUL (one mkv did not write).
- */
-static char *key_from_id(bson_iter_t *iter) {
-  uint32_t len = 0;
-  const char *id;
-  char *json;
-
-  if (BSON_ITER_HOLDS_UTF8(iter)) {
-    id = bson_iter_utf8(iter, &len);
-    if (bson_utf8_validate(id, len, false))
-      return bson_strndup(id, len);
-  }
-  json = mkv_value_to_json(bson_iter_value(iter));
-  if (json == NULL)
-    json = bson_strdup_printf("(unprintable _id of BSON type 0x%02x)",
-                              (unsigned)bson_iter_type(iter));
-  return json;
 }
 
 static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
@@ -179,7 +135,7 @@ static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   while (mongoc_cursor_next(cursor, &doc)) {
     if (!bson_iter_init_find(&iter, doc, "_id"))
       continue;
-    keys_append(&op->keys, &capacity, key_from_id(&iter));
+    keys_append(&op->keys, &capacity, mkv_key_from_id(&iter));
   }
   if (mongoc_cursor_error(cursor, &cause)) {
     status = mkv_error_from_mongoc(db, op, error, &cause);

@@ -314,6 +314,18 @@ static bool cstring_is_utf8(const char *str) {
   return str != NULL && bson_utf8_validate(str, strlen(str), false);
 }
 
+/*
+ * Checks that `len` bytes are UTF-8, NUL bytes included. libbson 1.23's
+ * bson_utf8_validate() with NUL allowed also accepts 0xC0 0x80, the
+ * overlong NUL of modified UTF-8, which is not UTF-8 and which libbson's
+ * JSON rendering rejects. UTF-8 never contains the byte 0xC0, and libbson
+ * rejects every other sequence that starts with it.
+ */
+static bool text_is_utf8(const char *str, uint32_t len) {
+  return str != NULL && bson_utf8_validate(str, len, true) &&
+         memchr(str, 0xC0, len) == NULL;
+}
+
 /* Checks that the strings of the element an iterator points at are UTF-8. */
 static bool element_strings_are_utf8(const bson_iter_t *iter) {
   uint32_t len = 0;
@@ -345,7 +357,7 @@ static bool element_strings_are_utf8(const bson_iter_t *iter) {
   default:
     return true;
   }
-  return str != NULL && bson_utf8_validate(str, len, true);
+  return text_is_utf8(str, len);
 }
 
 /* Starts `child` on the document or code scope that `iter` points at. */

@@ -1,7 +1,7 @@
 /*
  * Tests of the value helpers: mkv_json(), mkv_value_to_json(), mkv_str()
- * and its siblings, mkv_strerror() and mkv_err_name(). Only the round trip
- * test at the end writes to the server.
+ * and its siblings, mkv_strerror() and mkv_err_name(). Only the tests at
+ * the end write to the server.
  */
 #include "helpers.h"
 
@@ -604,6 +604,60 @@ static void json_server_round_trip(void **state) {
   }
 }
 
+/*
+ * Text with 0xC0 0x80, the overlong NUL of modified UTF-8, is not UTF-8, so
+ * a set rejects it in each type of text whose length it takes. libbson
+ * 1.23's UTF-8 check accepts it when NUL is allowed, and its JSON rendering
+ * then fails.
+ */
+static void overlong_nul_rejected(void **state) {
+  static char text[] = "a\xc0\x80z";
+  test_fixture_t *fixture = *state;
+  bson_t document = BSON_INITIALIZER;
+  bson_value_t values[4];
+
+  memset(values, 0, sizeof values);
+  values[0].value_type = BSON_TYPE_UTF8;
+  values[0].value.v_utf8.str = text;
+  values[0].value.v_utf8.len = 4;
+  values[1].value_type = BSON_TYPE_SYMBOL;
+  values[1].value.v_symbol.symbol = text;
+  values[1].value.v_symbol.len = 4;
+  values[2].value_type = BSON_TYPE_CODE;
+  values[2].value.v_code.code = text;
+  values[2].value.v_code.code_len = 4;
+  bson_append_utf8(&document, "s", 1, text, 4);
+  values[3] = test_document_value(&document);
+
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    bson_error_t error = {0};
+
+    CHECK_STATUS(MKV_EINVAL,
+                 mkv_set(fixture->db, "k", &values[i], NULL, &error), &error);
+    assert_non_null(strstr(error.message, "UTF-8"));
+    assert_null(mkv_value_to_json(&values[i]));
+  }
+  assert_key_count(fixture, 0);
+  bson_destroy(&document);
+}
+
+/* A NUL byte inside a string is UTF-8, and a set stores it. */
+static void nul_byte_in_string_stored(void **state) {
+  test_fixture_t *fixture = *state;
+  bson_value_t stored = {0};
+  bson_value_t read = {0};
+  bson_error_t error = {0};
+
+  stored.value_type = BSON_TYPE_UTF8;
+  stored.value.v_utf8.str = (char *)"a\0z";
+  stored.value.v_utf8.len = 3;
+
+  CHECK_OK(mkv_set(fixture->db, "nul", &stored, NULL, &error), &error);
+  CHECK_OK(mkv_get(fixture->db, "nul", &read, &error), &error);
+  assert_value_equal(&stored, &read);
+  bson_value_destroy(&read);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_object),
@@ -641,6 +695,8 @@ int main(void) {
       cmocka_unit_test(status_unknown),
       cmocka_unit_test(keys_destroy_empty),
       TEST_CASE(json_server_round_trip),
+      TEST_CASE(overlong_nul_rejected),
+      TEST_CASE(nul_byte_in_string_stored),
   };
 
   if (test_check_environment() != 0) {
