@@ -166,9 +166,9 @@ char *mkv_value_to_json(const bson_value_t *value) {
 
   /*
    * libbson renders {"v": X} as `{ "v" : X }`; keep the X.
-   * NOTE: libbson 1.23 renders a date outside the years 1970 to 9999 as
-   * an ISO string with more than four year digits, which relaxed Extended
-   * JSON does not allow and mkv_json() rejects.
+   * NOTE: libbson 1.23 renders a date after the year 9999 as an ISO
+   * string with more than four year digits, which mkv_json() rejects.
+   * Dates before 1970 render as $numberLong and parse back.
    */
   text = bson_as_relaxed_extended_json(&doc, &len);
   if (text == NULL)
