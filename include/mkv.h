@@ -29,9 +29,14 @@
  * memory stays allocated, and reachable, until the child exits. Every other
  * call on it fails with MKV_EFORKED, mkv_close_async() included, and no
  * callback runs. The child opens its own handles with mkv_open(), and the
- * parent's handle keeps working in the parent. mkv detects a child through
- * a pthread_atfork() handler, so a child made by vfork(), _Fork() or
- * clone(), which run no such handler, is not detected.
+ * parent's handle keeps working in the parent. That holds only when no
+ * other thread of the parent was inside libmongoc at fork(), such as a
+ * thread in an mkv call or a pool's monitor thread. libmongoc 1.23 keeps
+ * process-wide mutexes, its log mutex among them, and a child that
+ * inherits one locked blocks forever at its first libmongoc log line. A
+ * child of such a parent should call exec() before it uses mkv. mkv
+ * detects a child through a pthread_atfork() handler, so a child made by
+ * vfork(), _Fork() or clone(), which run no such handler, is not detected.
  */
 #ifndef MKV_H
 #define MKV_H
@@ -270,10 +275,10 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  * did not reply within socketTimeoutMS, or no pooled client came free
  * within waitQueueTimeoutMS; libmongoc 1.23 reports a timed-out and a
  * dropped connection alike, so a socket failure counts as a timeout when
- * the operation ran for at least socketTimeoutMS), MKV_ESERVER (the server
- * rejected the operation; the error contains its code and message),
- * MKV_ECLOSED (the handle is closing), MKV_EFORKED (a child of fork()
- * called it on its parent's handle) and MKV_ENOMEM.
+ * its command ran for at least 90% of socketTimeoutMS), MKV_ESERVER
+ * (the server rejected the operation; the error contains its code and
+ * message), MKV_ECLOSED (the handle is closing), MKV_EFORKED (a child of
+ * fork() called it on its parent's handle) and MKV_ENOMEM.
  */
 
 /*
