@@ -71,6 +71,18 @@ static void start_next(async_run_t *run) {
   run->started++;
 }
 
+/*
+ * Returns true once every started operation has called back and none can
+ * start. With no operations in flight, the run is the timer alone on an
+ * idle loop until the time runs out: the stall that the machine itself
+ * causes.
+ */
+static bool run_finished(const async_run_t *run) {
+  if (run->completed != run->started)
+    return false;
+  return run->config->in_flight > 0 || bench_now_ns() >= run->deadline_ns;
+}
+
 /* Starts the stall timer, due STALL_TIMER_MS of wall time from now. */
 static void start_timer(async_run_t *run) {
   run->timer_due_ns = uv_hrtime() + STALL_TIMER_MS * 1000000u;
@@ -95,7 +107,7 @@ static void on_timer(uv_timer_t *timer) {
   run->lateness_ns[run->lateness_count++] =
       now_ns > due_ns ? now_ns - due_ns : 0;
 
-  if (run->completed == run->started) {
+  if (run_finished(run)) {
     uv_close((uv_handle_t *)timer, NULL);
     return;
   }
@@ -118,7 +130,7 @@ static void print_result(async_run_t *run, double seconds, double cpu_seconds) {
          run->completed, seconds, (double)run->completed / seconds,
          run->lateness_ns[run->lateness_count - 1] / 1e3,
          bench_percentile(run->lateness_ns, run->lateness_count, 99) / 1e3,
-         cpu_seconds / (double)run->completed * 1e6);
+         run->completed > 0 ? cpu_seconds / (double)run->completed * 1e6 : 0);
 }
 
 /* Runs the loop with the stall timer until every operation has called back. */
@@ -159,7 +171,7 @@ int bench_async(const bench_config_t *config) {
 
   cpu_started = bench_cpu_seconds();
   seconds = run_loop(&run);
-  if (!run.failed && run.completed > 0) {
+  if (!run.failed && (run.completed > 0 || config->in_flight == 0)) {
     print_result(&run, seconds, bench_cpu_seconds() - cpu_started);
     status = 0;
   }

@@ -76,6 +76,7 @@ int bench_reset_collection(const char *uri);
 int bench_load_keys(const char *uri, uint64_t first, uint64_t count, bool large,
                     bool object_id_keys);
 int bench_prepare(const bench_config_t *config);
+int bench_reset(const bench_config_t *config);
 
 /* The runs, one file each. Each returns the process exit status. */
 int bench_sync(const bench_config_t *config);

@@ -18,6 +18,15 @@ static void *pool_open(const char *uri) {
     fprintf(stderr, "mkv-bench: invalid MKV_URI: %s\n", error.message);
     return NULL;
   }
+  /*
+   * The same bounded waits that mkv_open() sets when the URI has none: 30 s
+   * for a socket read or write, and for a free pooled client.
+   */
+  if (!mongoc_uri_has_option(parsed, MONGOC_URI_SOCKETTIMEOUTMS))
+    mongoc_uri_set_option_as_int32(parsed, MONGOC_URI_SOCKETTIMEOUTMS, 30000);
+  if (!mongoc_uri_has_option(parsed, MONGOC_URI_WAITQUEUETIMEOUTMS))
+    mongoc_uri_set_option_as_int32(parsed, MONGOC_URI_WAITQUEUETIMEOUTMS,
+                                   30000);
   pool = mongoc_client_pool_new(parsed);
   mongoc_uri_destroy(parsed);
   if (pool != NULL)

@@ -138,3 +138,11 @@ int bench_prepare(const bench_config_t *config) {
     return -1;
   return bench_load_keys(config->uri, 0, config->keys, config->large, false);
 }
+
+/* The reset mode: drops the benchmark collection. */
+int bench_reset(const bench_config_t *config) {
+  if (bench_reset_collection(config->uri) != 0)
+    return 1;
+  printf("{\"mode\": \"reset\"}\n");
+  return 0;
+}

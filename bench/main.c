@@ -12,13 +12,14 @@
 static void usage(void) {
   fprintf(stderr,
           "usage: mkv-bench MODE [OPTIONS]\n"
-          "modes: sync, async, count, all-load, all\n"
+          "modes: sync, async, count, reset, all-load, all\n"
           "options:\n"
           "  --impl mkv|libmongoc  what runs the operations (default mkv)\n"
           "  --op set|get|remove   the operation (default get)\n"
           "  --large               16 KiB values in place of small ones\n"
           "  --threads N           sync: threads sharing one store (1)\n"
-          "  --in-flight N         async: operations in flight (1)\n"
+          "  --in-flight N         async: operations in flight, or 0 for\n"
+          "                        the stall timer alone (1)\n"
           "  --ops N               stop after N operations (1000)\n"
           "  --seconds S           or after S seconds (1.0)\n"
           "  --keys N              keys loaded before the run (200)\n"
@@ -49,7 +50,7 @@ static bool parse_op(const char *text, bench_op_t *op) {
   return true;
 }
 
-/* Parses one "--name value" or "--flag" at argv[*i]; false when invalid. */
+/* Parses one "--name value" or "--flag" at argv[*i], or returns false. */
 static bool parse_option(int argc, char **argv, int *i,
                          bench_config_t *config) {
   const char *name = argv[*i];
@@ -88,8 +89,11 @@ static bool parse_option(int argc, char **argv, int *i,
 static bool config_valid(const bench_config_t *config) {
   if (bench_find_impl(config->impl) == NULL)
     return false;
-  if (config->threads == 0 || config->in_flight == 0 || config->max_ops == 0 ||
+  if (config->threads == 0 || config->max_ops == 0 ||
       config->max_seconds <= 0 || config->keys == 0)
+    return false;
+  /* async with 0 in flight runs the stall timer alone on an idle loop. */
+  if (config->in_flight == 0 && strcmp(config->mode, "async") != 0)
     return false;
   /* remove deletes each loaded key once. */
   return config->op != BENCH_REMOVE || config->max_ops <= config->keys;
@@ -119,7 +123,8 @@ int main(int argc, char **argv) {
   }
   if (!config_valid(&config)) {
     fprintf(stderr, "mkv-bench: invalid combination of options; remove "
-                    "needs --ops no larger than --keys, and counts above 0\n");
+                    "needs --ops no larger than --keys, counts must be above "
+                    "0, and only async takes --in-flight 0\n");
     return 2;
   }
   config.uri = getenv("MKV_URI");
@@ -136,6 +141,8 @@ int main(int argc, char **argv) {
     return bench_async(&config);
   if (strcmp(config.mode, "count") == 0)
     return bench_count(&config);
+  if (strcmp(config.mode, "reset") == 0)
+    return bench_reset(&config);
   if (strcmp(config.mode, "all-load") == 0)
     return bench_all_load(&config);
   if (strcmp(config.mode, "all") == 0)
