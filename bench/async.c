@@ -54,8 +54,7 @@ static void start_next(async_run_t *run) {
   if (run->failed || index >= config->max_ops ||
       bench_now_ns() >= run->deadline_ns)
     return;
-  bench_key(key, sizeof key,
-            config->op == BENCH_REMOVE ? index : index % config->keys);
+  bench_key(key, sizeof key, bench_key_index(config, index));
   if (config->op == BENCH_SET)
     status = mkv_set_async(run->db, &run->loop, key, run->value, on_done, run);
   else if (config->op == BENCH_GET)

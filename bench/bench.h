@@ -20,6 +20,12 @@
 /* The length of the string in a large value, so a document is 16 KiB. */
 #define BENCH_LARGE_TEXT_LEN 16384
 
+/*
+ * The step between the keys of successive set and get operations, a prime
+ * that divides no key count that the runner uses.
+ */
+#define BENCH_KEY_STRIDE 7919
+
 /* Keys that one insert_many call sends when a benchmark loads keys. */
 #define BENCH_LOAD_BATCH 10000
 
@@ -63,6 +69,7 @@ int bench_run_op(const bench_impl_t *impl, void *store, bench_op_t op,
                  const char *key, const bson_value_t *value);
 const char *bench_op_name(bench_op_t op);
 void bench_key(char *out, size_t size, uint64_t index);
+uint64_t bench_key_index(const bench_config_t *config, uint64_t op_index);
 bson_value_t bench_value(bool large, bson_t *storage);
 uint64_t bench_now_ns(void);
 double bench_cpu_seconds(void);

@@ -20,6 +20,7 @@ DB_NAME = "mkv_bench"
 COLLECTION = "kv"
 LARGE_TEXT_LEN = 16384
 LOAD_BATCH = 10000
+KEY_STRIDE = 7919  # as BENCH_KEY_STRIDE in bench/bench.h
 
 
 def bench_key(index):
@@ -54,7 +55,7 @@ def cpu_seconds():
 def key_of(args, index):
     if args.op == "remove":
         return bench_key(index)
-    return bench_key(index % args.keys)
+    return bench_key(index * KEY_STRIDE % args.keys)
 
 
 def run_op(kv, args, key, value):

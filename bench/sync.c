@@ -37,9 +37,7 @@ static void *sync_worker(void *arg) {
 
     if (index >= config->max_ops)
       break;
-    /* remove deletes each loaded key once; set and get cycle over them. */
-    bench_key(key, sizeof key,
-              config->op == BENCH_REMOVE ? index : index % config->keys);
+    bench_key(key, sizeof key, bench_key_index(config, index));
     started = bench_now_ns();
     if (bench_run_op(run->impl, run->store, config->op, key, run->value) != 0)
       atomic_store(&run->failed, 1);
