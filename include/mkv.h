@@ -290,7 +290,8 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  *          an unknown type, a NULL pointer the type needs, malformed BSON,
  *          a key or text (string, symbol, code, regex, DBPointer) that is
  *          not valid UTF-8, documents and arrays nested more than 99 levels
- *          deep (MongoDB's limit is 100 with the key's document), or a
+ *          deep (MongoDB's limit is 100 with the key's document), an
+ *          array value whose keys are not "0", "1", "2" and so on, or a
  *          document {_id, value} larger than 16 MiB. Text other than a
  *          string's (code, regex, DBPointer collection) must end with a NUL
  *          at its length field, as libbson's values do, regex options

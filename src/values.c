@@ -316,6 +316,26 @@ static bool cstring_is_utf8(const char *str) {
 }
 
 /*
+ * Returns the length of the ASCII prefix of `len` bytes. It tests 32 bytes
+ * at a time, so the common all-ASCII text costs a fraction of
+ * bson_utf8_validate(), which decodes one character at a time.
+ */
+static size_t ascii_prefix_len(const char *str, size_t len) {
+  const uint64_t high_bits = UINT64_C(0x8080808080808080);
+  uint64_t words[4];
+  size_t i = 0;
+
+  for (; i + sizeof words <= len; i += sizeof words) {
+    memcpy(words, str + i, sizeof words);
+    if (((words[0] | words[1] | words[2] | words[3]) & high_bits) != 0)
+      break;
+  }
+  while (i < len && (unsigned char)str[i] < 0x80)
+    i++;
+  return i;
+}
+
+/*
  * Checks that `len` bytes are UTF-8, NUL bytes included. libbson 1.23's
  * bson_utf8_validate() with NUL allowed also accepts 0xC0 0x80, the
  * overlong NUL of modified UTF-8, which is not UTF-8 and which libbson's
@@ -323,8 +343,14 @@ static bool cstring_is_utf8(const char *str) {
  * rejects every other sequence that starts with it.
  */
 static bool text_is_utf8(const char *str, uint32_t len) {
-  return str != NULL && bson_utf8_validate(str, len, true) &&
-         memchr(str, 0xC0, len) == NULL;
+  size_t ascii;
+
+  if (str == NULL)
+    return false;
+  /* ASCII characters are whole, so libbson checks only the rest. */
+  ascii = ascii_prefix_len(str, len);
+  return bson_utf8_validate(str + ascii, len - ascii, true) &&
+         memchr(str + ascii, 0xC0, len - ascii) == NULL;
 }
 
 /* Checks that the strings of the element an iterator points at are UTF-8. */
@@ -392,7 +418,7 @@ typedef enum {
  * stays within MKV_MAX_NESTING levels (the document itself is level 1). It
  * keeps its own stack of iterators, so no input can overflow the C stack.
  */
-static content_check_t check_content(const bson_t *doc) {
+static content_check_t check_content(const bson_t *doc, size_t max_levels) {
   /* A struct per level, because bson_iter_t's alignment exceeds its size. */
   struct {
     bson_iter_t iter;
@@ -421,7 +447,7 @@ static content_check_t check_content(const bson_t *doc) {
       return CONTENT_NOT_UTF8;
     if (!element_has_children(iter))
       continue;
-    if (depth + 1 == MKV_MAX_NESTING)
+    if (depth + 1 >= max_levels)
       return CONTENT_TOO_DEEP;
     if (!enter_element(iter, &stack[depth + 1].iter))
       return CONTENT_CORRUPT;
@@ -460,7 +486,8 @@ static int reject_value(bson_error_t *error, const char *key, const char *fmt,
 }
 
 /*
- * Checks a value wrapped as the one field of `wrapper`, in one walk.
+ * Checks a document of at most `max_levels` levels, in one walk: a
+ * {value: v} wrapper, or a document or array value itself.
  * bson_iter_next() and bson_iter_recurse() in check_content() reject every
  * element and nested document whose lengths or terminators are wrong, as
  * bson_validate() with BSON_VALIDATE_NONE does, and test_malformed checks
@@ -470,9 +497,9 @@ static int reject_value(bson_error_t *error, const char *key, const char *fmt,
  * anyway. check_content() also stops at MKV_MAX_NESTING levels without
  * recursion, where bson_validate() recurses once per level.
  */
-static int check_wrapped(const bson_t *wrapper, const char *key,
+static int check_wrapped(const bson_t *doc, size_t max_levels, const char *key,
                          bson_error_t *error) {
-  switch (check_content(wrapper)) {
+  switch (check_content(doc, max_levels)) {
   case CONTENT_OK:
     break;
   case CONTENT_EMPTY_KEY:
@@ -498,6 +525,51 @@ static int check_wrapped(const bson_t *wrapper, const char *key,
   return MKV_OK;
 }
 
+/* Checks that the keys of an array are "0", "1", "2" and so on. */
+static bool array_keys_are_indexes(const bson_t *array) {
+  char buffer[16];
+  const char *expected;
+  uint32_t index = 0;
+  bson_iter_t iter;
+
+  if (!bson_iter_init(&iter, array))
+    return false;
+  while (bson_iter_next(&iter)) {
+    bson_uint32_to_string(index++, &expected, buffer, sizeof buffer);
+    if (strcmp(bson_iter_key(&iter), expected) != 0)
+      return false;
+  }
+  return true;
+}
+
+/*
+ * Checks a document or array value where it lies, since copying it into a
+ * {value: v} wrapper first would cost as much as the check for a large
+ * value. The value is the second level of the stored document. Sets
+ * `wrapped_len` to the size the wrapper would have.
+ */
+static int check_nested_value(const bson_value_t *value, const char *key,
+                              size_t *wrapped_len, bson_error_t *error) {
+  bson_t doc;
+  int status;
+
+  if (!bson_init_static(&doc, value->value.v_doc.data,
+                        value->value.v_doc.data_len))
+    return reject_value(error, key, "value is malformed BSON");
+  status = check_wrapped(&doc, MKV_MAX_NESTING - 1, key, error);
+  if (status != MKV_OK)
+    return status;
+  /* libbson prints a warning to stderr when it appends such an array. */
+  if (value->value_type == BSON_TYPE_ARRAY && !array_keys_are_indexes(&doc))
+    return reject_value(error, key,
+                        "value is an array whose keys are not \"0\", \"1\", "
+                        "\"2\" and so on; number its elements from \"0\", as "
+                        "bson_uint32_to_string() does");
+  /* Length, type byte, field name and its NUL, the value, final NUL. */
+  *wrapped_len = 4 + 1 + sizeof MKV_VALUE_FIELD + doc.len + 1;
+  return MKV_OK;
+}
+
 /*
  * Checks that a value can be stored: a known BSON type with the pointers it
  * needs, well-formed BSON, UTF-8 keys and strings, and at most
@@ -508,6 +580,7 @@ static int check_wrapped(const bson_t *wrapper, const char *key,
 int mkv_check_value(const bson_value_t *value, const char *key,
                     size_t *stored_len, bson_error_t *error) {
   bson_t wrapper = BSON_INITIALIZER;
+  size_t wrapped_len = 0;
   size_t key_len;
   int status;
 
@@ -526,18 +599,24 @@ int mkv_check_value(const bson_value_t *value, const char *key,
                         "field does not match its NUL terminator, or regex "
                         "options other than \"" REGEX_OPTIONS "\"",
                         (unsigned)value->value_type);
-  if (!bson_append_value(&wrapper, MKV_VALUE_FIELD, -1, value)) {
+  if (value->value_type == BSON_TYPE_DOCUMENT ||
+      value->value_type == BSON_TYPE_ARRAY) {
+    status = check_nested_value(value, key, &wrapped_len, error);
+  } else {
+    if (!bson_append_value(&wrapper, MKV_VALUE_FIELD, -1, value)) {
+      bson_destroy(&wrapper);
+      return reject_value(error, key,
+                          "value cannot be encoded as BSON; check its lengths");
+    }
+    status = check_wrapped(&wrapper, MKV_MAX_NESTING, key, error);
+    wrapped_len = wrapper.len;
     bson_destroy(&wrapper);
-    return reject_value(error, key,
-                        "value cannot be encoded as BSON; check its lengths");
   }
 
-  status = check_wrapped(&wrapper, key, error);
   /* {value: v} plus the _id element: type, "_id\0", length, key, NUL. */
   key_len = key == NULL ? MKV_AUTO_KEY_LEN : strlen(key);
   if (status == MKV_OK && stored_len != NULL)
-    *stored_len = wrapper.len + 1 + 4 + 4 + key_len + 1;
-  bson_destroy(&wrapper);
+    *stored_len = wrapped_len + 1 + 4 + 4 + key_len + 1;
   return status;
 }
 

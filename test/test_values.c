@@ -658,6 +658,70 @@ static void nul_byte_in_string_stored(void **state) {
   bson_value_destroy(&read);
 }
 
+/* Sets a string of 64 'x' followed by `tail` under key "long". */
+static int set_long_text(test_fixture_t *fixture, const char *tail,
+                         bson_error_t *error) {
+  char text[128];
+  bson_value_t value = {0};
+
+  memset(text, 'x', 64);
+  bson_strncpy(text + 64, tail, sizeof text - 64);
+  value.value_type = BSON_TYPE_UTF8;
+  value.value.v_utf8.str = text;
+  value.value.v_utf8.len = (uint32_t)strlen(text);
+  return mkv_set(fixture->db, "long", &value, NULL, error);
+}
+
+/*
+ * Text whose first bytes are ASCII is still checked past them: a set
+ * rejects an invalid byte and the overlong NUL after 64 ASCII bytes, and
+ * stores a two-byte character there.
+ */
+static void utf8_checked_after_ascii(void **state) {
+  test_fixture_t *fixture = *state;
+  bson_value_t read = {0};
+  bson_error_t error = {0};
+
+  CHECK_STATUS(MKV_EINVAL, set_long_text(fixture, "\xff", &error), &error);
+  CHECK_STATUS(MKV_EINVAL, set_long_text(fixture, "a\xc0\x80", &error), &error);
+  assert_key_count(fixture, 0);
+
+  CHECK_OK(set_long_text(fixture, "\xc3\xa9", &error), &error);
+  CHECK_OK(mkv_get(fixture->db, "long", &read, &error), &error);
+  assert_int_equal(read.value.v_utf8.len, 66);
+  assert_memory_equal(read.value.v_utf8.str + 64, "\xc3\xa9", 2);
+  bson_value_destroy(&read);
+}
+
+/*
+ * An array value must number its elements "0", "1", "2" and so on. A set
+ * rejects one that does not, before libbson would print a warning about
+ * it, and stores nothing.
+ */
+static void array_keys_misnumbered(void **state) {
+  test_fixture_t *fixture = *state;
+  bson_t skips = BSON_INITIALIZER;
+  bson_t named = BSON_INITIALIZER;
+  bson_value_t values[2];
+
+  BSON_APPEND_INT32(&skips, "0", 1);
+  BSON_APPEND_INT32(&skips, "2", 2);
+  BSON_APPEND_INT32(&named, "a", 1);
+  values[0] = test_array_value(&skips);
+  values[1] = test_array_value(&named);
+
+  for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+    bson_error_t error = {0};
+
+    CHECK_STATUS(MKV_EINVAL,
+                 mkv_set(fixture->db, "k", &values[i], NULL, &error), &error);
+    assert_non_null(strstr(error.message, "array"));
+  }
+  assert_key_count(fixture, 0);
+  bson_destroy(&skips);
+  bson_destroy(&named);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(json_object),
@@ -697,6 +761,8 @@ int main(void) {
       TEST_CASE(json_server_round_trip),
       TEST_CASE(overlong_nul_rejected),
       TEST_CASE(nul_byte_in_string_stored),
+      TEST_CASE(utf8_checked_after_ascii),
+      TEST_CASE(array_keys_misnumbered),
   };
 
   if (test_check_environment() != 0) {
