@@ -117,6 +117,12 @@ int mkv_check_key(const char *key, const char *op, bson_error_t *error);
 int mkv_check_value(const bson_value_t *value, const char *key,
                     size_t *stored_len, bson_error_t *error);
 int mkv_check_size(size_t stored_len, const char *key, bson_error_t *error);
+/*
+ * Appends a copy of the `len` bytes of `key` to `keys`, which starts empty.
+ * `capacity` counts the slots of keys->keys and starts at 0.
+ */
+void mkv_keys_append(mkv_keys_t *keys, size_t *capacity, const char *key,
+                     size_t len);
 
 /* codec.c */
 void mkv_build_key_filter(bson_t *filter, const char *key);

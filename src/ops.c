@@ -106,15 +106,6 @@ static int run_remove(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   return status;
 }
 
-/* Appends one key to `keys`, growing the array by doubling. */
-static void keys_append(mkv_keys_t *keys, size_t *capacity, char *key) {
-  if (keys->count == *capacity) {
-    *capacity = *capacity == 0 ? 64 : *capacity * 2;
-    keys->keys = bson_realloc(keys->keys, *capacity * sizeof *keys->keys);
-  }
-  keys->keys[keys->count++] = key;
-}
-
 static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
                    bson_error_t *error) {
   mongoc_cursor_t *cursor;
@@ -124,6 +115,7 @@ static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   bson_t filter = BSON_INITIALIZER;
   bson_t opts, projection;
   size_t capacity = 0;
+  char *key;
   int status = MKV_OK;
 
   bson_init(&opts);
@@ -135,7 +127,9 @@ static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   while (mongoc_cursor_next(cursor, &doc)) {
     if (!bson_iter_init_find(&iter, doc, "_id"))
       continue;
-    keys_append(&op->keys, &capacity, mkv_key_from_id(&iter));
+    key = mkv_key_from_id(&iter);
+    mkv_keys_append(&op->keys, &capacity, key, strlen(key));
+    bson_free(key);
   }
   if (mongoc_cursor_error(cursor, &cause)) {
     status = mkv_error_from_mongoc(db, op, error, &cause);

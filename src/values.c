@@ -185,12 +185,88 @@ done:
   return json;
 }
 
+/*
+ * A block of key strings. The keys of one mkv_keys_t live in a chain of
+ * blocks, newest first, that the slot before keys->keys[0] points to. So a
+ * million short keys cost a few hundred allocations, not a million, each
+ * with malloc's header and rounding.
+ */
+typedef struct mkv_key_block_s {
+  struct mkv_key_block_s *prev;
+  size_t used;
+  size_t size;
+  char text[];
+} mkv_key_block_t;
+
+/* The first block holds 4 KiB of keys, and each next one twice as much,
+ * up to 1 MiB. */
+#define KEY_BLOCK_MIN_SIZE 4096
+#define KEY_BLOCK_MAX_SIZE (1024 * 1024)
+
+static mkv_key_block_t *newest_block(const mkv_keys_t *keys) {
+  return (mkv_key_block_t *)(void *)keys->keys[-1];
+}
+
+/* Returns `len` bytes for a key in the newest block, adding a block when
+ * it has no room. keys->keys must have its hidden slot. */
+static char *key_block_alloc(mkv_keys_t *keys, size_t len) {
+  mkv_key_block_t *block = newest_block(keys);
+  char *text;
+
+  if (block == NULL || block->size - block->used < len) {
+    size_t size = block == NULL ? KEY_BLOCK_MIN_SIZE : block->size * 2;
+    mkv_key_block_t *next;
+
+    if (size > KEY_BLOCK_MAX_SIZE)
+      size = KEY_BLOCK_MAX_SIZE;
+    if (size < len)
+      size = len;
+    next = bson_malloc(sizeof *next + size);
+    next->prev = block;
+    next->used = 0;
+    next->size = size;
+    keys->keys[-1] = (char *)(void *)next;
+    block = next;
+  }
+  text = block->text + block->used;
+  block->used += len;
+  return text;
+}
+
+void mkv_keys_append(mkv_keys_t *keys, size_t *capacity, const char *key,
+                     size_t len) {
+  char *copy;
+
+  if (keys->count == *capacity) {
+    char **slots = keys->keys == NULL ? NULL : keys->keys - 1;
+
+    *capacity = *capacity == 0 ? 64 : *capacity * 2;
+    slots = bson_realloc(slots, (*capacity + 1) * sizeof *slots);
+    if (keys->keys == NULL)
+      slots[0] = NULL;
+    keys->keys = slots + 1;
+  }
+  copy = key_block_alloc(keys, len + 1);
+  memcpy(copy, key, len);
+  copy[len] = '\0';
+  keys->keys[keys->count++] = copy;
+}
+
 void mkv_keys_destroy(mkv_keys_t *keys) {
+  mkv_key_block_t *block;
+
   if (keys == NULL)
     return;
-  for (size_t i = 0; i < keys->count; i++)
-    bson_free(keys->keys[i]);
-  bson_free(keys->keys);
+  if (keys->keys != NULL) {
+    block = newest_block(keys);
+    while (block != NULL) {
+      mkv_key_block_t *prev = block->prev;
+
+      bson_free(block);
+      block = prev;
+    }
+    bson_free(keys->keys - 1);
+  }
   keys->keys = NULL;
   keys->count = 0;
 }
