@@ -250,7 +250,11 @@ MKV_EXTERN char *mkv_value_to_json(const bson_value_t *value);
 
 /* Keys ------------------------------------------------------------------ */
 
-/* The keys that mkv_all() returns. */
+/*
+ * The keys that mkv_all() returns. The strings share memory that only
+ * mkv_keys_destroy() may free: never free or reallocate one key alone, and
+ * copy a key that must outlive the set.
+ */
 typedef struct {
   char **keys;  /* count strings, each NUL-terminated UTF-8 */
   size_t count; /* number of keys */
