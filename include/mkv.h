@@ -166,8 +166,9 @@ typedef struct {
  * error:   may be NULL.
  *
  * Returns MKV_OK, MKV_EINVAL (NULL db or uri, a URI that does not parse, a
- * negative timeout, a database or collection name that MongoDB rejects), or
- * MKV_ENOMEM.
+ * tlsCAFile or tlsCertificateKeyFile in it that cannot be read, a negative
+ * timeout, a database or collection name that MongoDB rejects), or
+ * MKV_ENOMEM. It does not contact the server.
  */
 MKV_EXTERN int mkv_open(mkv_t **db, const char *uri,
                         const mkv_options_t *options, bson_error_t *error);
@@ -192,6 +193,11 @@ MKV_EXTERN int mkv_ping(mkv_t *db, bson_error_t *error);
 
 /*
  * Closes the handle and frees it with its connection pool.
+ *
+ * It blocks while libmongoc sends endSessions and stops the pool's monitor
+ * threads. Against a stalled server that takes up to socketTimeoutMS, and
+ * against one that accepts connections but never replies, up to
+ * connectTimeoutMS. Lower those in the URI for a fast close.
  *
  * Returns MKV_OK when the handle was freed; db must not be used again.
  * Returns MKV_EBUSY and keeps the handle open when _async operations have
@@ -407,8 +413,10 @@ MKV_EXTERN int mkv_ping_async(mkv_t *db, uv_loop_t *loop, mkv_cb cb,
  * _async operations that have not started complete with MKV_ECANCELED,
  * running ones and running blocking calls finish, the pool is destroyed on
  * a threadpool worker, and then `cb` runs on this loop's thread with
- * status MKV_OK. The handle is freed after `cb` returns, so `cb` may read
- * `db` only as an identifier and must not call mkv functions on it.
+ * status MKV_OK. Destroying the pool can take as long as in mkv_close(),
+ * which delays `cb` but does not block the loop. The handle is freed after `cb`
+ * returns, so `cb` may read `db` only as an identifier and must not call mkv
+ * functions on it.
  *
  * Returns MKV_OK, MKV_EINVAL (NULL db, loop or cb), MKV_ECLOSED (already
  * closing), MKV_EFORKED (the handle is from the parent of this process:

@@ -1,6 +1,8 @@
 /* The handle: opening, the connection pool, and closing. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "mkv-private.h"
 
@@ -174,6 +176,36 @@ void mkv_handle_free(mkv_t *db) {
   bson_free(db);
 }
 
+/*
+ * Checks that the TLS files the URI names can be read. libmongoc would
+ * only fail each connection attempt until serverSelectionTimeoutMS, with
+ * "Failed initialize TLS state", which does not name the file.
+ */
+static int check_tls_files(const mongoc_uri_t *uri, bson_error_t *error) {
+  /* libmongoc's option keys are lowercase; messages use the usual case. */
+  static const struct {
+    const char *key;
+    const char *name;
+  } options[] = {
+      {MONGOC_URI_TLSCAFILE, "tlsCAFile"},
+      {MONGOC_URI_TLSCERTIFICATEKEYFILE, "tlsCertificateKeyFile"},
+  };
+
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    const char *path = mongoc_uri_get_option_as_utf8(uri, options[i].key, NULL);
+
+    if (path == NULL || access(path, R_OK) == 0)
+      continue;
+    mkv_error_set(error, MKV_EINVAL,
+                  "mkv_open: %s \"%s\" in the URI %s; give the path of a "
+                  "readable PEM file",
+                  options[i].name, path,
+                  errno == ENOENT ? "does not exist" : "cannot be read");
+    return MKV_EINVAL;
+  }
+  return MKV_OK;
+}
+
 /* Parses the URI string and applies `options` to it. */
 static int parse_uri(const char *uri_string, const mkv_options_t *options,
                      mongoc_uri_t **uri_out, bson_error_t *error) {
@@ -191,6 +223,10 @@ static int parse_uri(const char *uri_string, const mkv_options_t *options,
     return MKV_EINVAL;
   }
 
+  if (check_tls_files(uri, error) != MKV_OK) {
+    mongoc_uri_destroy(uri);
+    return MKV_EINVAL;
+  }
   apply_timeouts(uri, options);
   *uri_out = uri;
   return MKV_OK;

@@ -596,6 +596,30 @@ static void open_invalid_uri(void **state) {
   }
 }
 
+/*
+ * A TLS file in the URI that does not exist is rejected at open, with a
+ * message that names the option and the path.
+ */
+static void open_missing_tls_file(void **state) {
+  const char *options[] = {"tlsCAFile", "tlsCertificateKeyFile"};
+  const char *path = "/nonexistent-mkv-test/ca.pem";
+
+  (void)state;
+  for (size_t i = 0; i < sizeof options / sizeof options[0]; i++) {
+    char uri[256];
+    mkv_t *db = NULL;
+    bson_error_t error = {0};
+
+    bson_snprintf(uri, sizeof uri, "mongodb://127.0.0.1:%d/?tls=true&%s=%s",
+                  test_closed_port(), options[i], path);
+    CHECK_STATUS(MKV_EINVAL, mkv_open(&db, uri, NULL, &error), &error);
+    assert_null(db);
+    assert_non_null(strstr(error.message, options[i]));
+    assert_non_null(strstr(error.message, path));
+    assert_non_null(strstr(error.message, "does not exist"));
+  }
+}
+
 static void open_invalid_names(void **state) {
   /* 64 bytes, one more than MongoDB allows in a database name. */
   static const char long_db_name[] =
@@ -1122,6 +1146,7 @@ int main(void) {
       TEST_CASE(message_stays_utf8),
       TEST_CASE(value_too_large),
       TEST_CASE(open_invalid_uri),
+      cmocka_unit_test(open_missing_tls_file),
       TEST_CASE(open_invalid_names),
       TEST_CASE(password_hidden),
       TEST_CASE(password_hidden_bad_uri),
