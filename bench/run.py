@@ -228,6 +228,7 @@ def main():
     data["callgrind"] = run_callgrind(runner)
     data["all"] = run_all(runner)
     data["wall_seconds"] = runner.elapsed()
+    data["load_average"] = os.getloadavg()
     data["commands"] = runner.commands
 
     import report  # bench/report.py, beside this file
