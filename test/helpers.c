@@ -608,3 +608,17 @@ unsigned test_default_max_in_flight(void) {
 }
 
 uint64_t test_now_ms(void) { return uv_hrtime() / 1000000; }
+
+void test_nest_documents(bson_t *out, int levels) {
+  bson_t inner = BSON_INITIALIZER;
+
+  BSON_APPEND_INT32(&inner, "leaf", levels);
+  for (int i = 1; i < levels; i++) {
+    bson_t outer = BSON_INITIALIZER;
+
+    BSON_APPEND_DOCUMENT(&outer, "d", &inner);
+    bson_destroy(&inner);
+    bson_steal(&inner, &outer);
+  }
+  bson_steal(out, &inner);
+}

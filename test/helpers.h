@@ -127,6 +127,12 @@ const char *test_sample_name(test_sample_t sample);
 /* Parses Extended JSON with mkv_json() and fails the test if that fails. */
 bson_value_t test_json(const char *json);
 
+/*
+ * Builds `levels` nested documents {"d": {"d": ... {"leaf": levels}}} into
+ * `out`, which must not be initialized; release it with bson_destroy().
+ */
+void test_nest_documents(bson_t *out, int levels);
+
 /* Returns a document or array value that borrows the bytes of `bson`. */
 bson_value_t test_document_value(const bson_t *bson);
 bson_value_t test_array_value(const bson_t *bson);

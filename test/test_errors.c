@@ -378,21 +378,6 @@ static void value_null_pointers(void **state) {
                         "NULL", "too large");
 }
 
-/* Wraps `value` in `levels` nested documents {"d": ...}. */
-static void nest_documents(bson_t *out, int levels) {
-  bson_t inner = BSON_INITIALIZER;
-
-  BSON_APPEND_INT32(&inner, "leaf", 1);
-  for (int i = 1; i < levels; i++) {
-    bson_t outer = BSON_INITIALIZER;
-
-    BSON_APPEND_DOCUMENT(&outer, "d", &inner);
-    bson_destroy(&inner);
-    bson_steal(&inner, &outer);
-  }
-  bson_steal(out, &inner);
-}
-
 /*
  * MongoDB stores at most 100 levels of documents and arrays, the key's own
  * document being the first, so a value may nest 99 levels deep.
@@ -404,8 +389,8 @@ static void value_nesting_limit(void **state) {
   bson_error_t error = {0};
   char *json;
 
-  nest_documents(&deepest_allowed, 99);
-  nest_documents(&too_deep, 100);
+  test_nest_documents(&deepest_allowed, 99);
+  test_nest_documents(&too_deep, 100);
   allowed = test_document_value(&deepest_allowed);
   rejected = test_document_value(&too_deep);
 

@@ -228,21 +228,6 @@ static void key_at_length_limit(void **state) {
   test_close_all(fixture);
 }
 
-/* Builds `levels` documents, each inside the next under "d". */
-static void nest_documents(bson_t *out, int levels) {
-  bson_t inner = BSON_INITIALIZER;
-
-  BSON_APPEND_INT32(&inner, "leaf", levels);
-  for (int i = 1; i < levels; i++) {
-    bson_t outer = BSON_INITIALIZER;
-
-    BSON_APPEND_DOCUMENT(&outer, "d", &inner);
-    bson_destroy(&inner);
-    bson_steal(&inner, &outer);
-  }
-  bson_steal(out, &inner);
-}
-
 /*
  * A value nested to the depth limit is stored and reads back unchanged,
  * sync and async. One level more is rejected and leaves it in place.
@@ -255,8 +240,8 @@ static void nesting_at_depth_limit(void **state) {
   bson_error_t error = {0};
   record_t record = {0};
 
-  nest_documents(&deepest, MAX_NESTING - 1);
-  nest_documents(&too_deep, MAX_NESTING);
+  test_nest_documents(&deepest, MAX_NESTING - 1);
+  test_nest_documents(&too_deep, MAX_NESTING);
   allowed = test_document_value(&deepest);
   rejected = test_document_value(&too_deep);
 
