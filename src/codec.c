@@ -57,6 +57,26 @@ int64_t mkv_read_deleted_count(const bson_t *reply) {
   return 0;
 }
 
+/* Returns the string of an _id that is UTF-8 without NUL, or NULL. */
+static const char *id_string(bson_iter_t *iter, uint32_t *len) {
+  const char *id;
+
+  if (!BSON_ITER_HOLDS_UTF8(iter))
+    return NULL;
+  id = bson_iter_utf8(iter, len);
+  return bson_utf8_validate(id, *len, false) ? id : NULL;
+}
+
+/* Returns the relaxed Extended JSON of an _id, to free with bson_free(). */
+static char *id_json(bson_iter_t *iter) {
+  char *json = mkv_value_to_json(bson_iter_value(iter));
+
+  if (json == NULL)
+    json = bson_strdup_printf("(unprintable _id of BSON type 0x%02x)",
+                              (unsigned)bson_iter_type(iter));
+  return json;
+}
+
 /*
  * Makes the key of an _id: the string itself, or the relaxed Extended JSON
  * of an _id that is not a UTF-8 string without NUL (one mkv did not write).
@@ -64,17 +84,25 @@ int64_t mkv_read_deleted_count(const bson_t *reply) {
  */
 char *mkv_key_from_id(bson_iter_t *iter) {
   uint32_t len = 0;
-  const char *id;
+  const char *id = id_string(iter, &len);
+
+  return id != NULL ? bson_strndup(id, len) : id_json(iter);
+}
+
+/*
+ * Appends the key of an _id to `keys`, copying a string _id straight from
+ * the reply, so that the common case allocates nothing of its own.
+ */
+void mkv_keys_append_id(mkv_keys_t *keys, size_t *capacity, bson_iter_t *iter) {
+  uint32_t len = 0;
+  const char *id = id_string(iter, &len);
   char *json;
 
-  if (BSON_ITER_HOLDS_UTF8(iter)) {
-    id = bson_iter_utf8(iter, &len);
-    if (bson_utf8_validate(id, len, false))
-      return bson_strndup(id, len);
+  if (id != NULL) {
+    mkv_keys_append(keys, capacity, id, len);
+    return;
   }
-  json = mkv_value_to_json(bson_iter_value(iter));
-  if (json == NULL)
-    json = bson_strdup_printf("(unprintable _id of BSON type 0x%02x)",
-                              (unsigned)bson_iter_type(iter));
-  return json;
+  json = id_json(iter);
+  mkv_keys_append(keys, capacity, json, strlen(json));
+  bson_free(json);
 }

@@ -3,6 +3,7 @@
 #define MKV_PRIVATE_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include <mongoc/mongoc.h>
 
@@ -75,6 +76,7 @@ struct mkv_s {
   char *password;         /* from the URI, so messages can be scrubbed of it */
   int32_t socket_timeout_ms; /* in effect, 0 for none */
   unsigned generation;       /* mkv_process_generation() at mkv_open() */
+  pid_t pid;                 /* getpid() at mkv_open() */
   mkv_t *abandoned_next;     /* fork.c's list of handles closed in a child */
 
   /* The fields from here to close_wakeup are guarded by mutex. */
@@ -132,6 +134,7 @@ void mkv_build_upsert(bson_t *filter, bson_t *update, const char *key,
 bool mkv_read_value(const bson_t *doc, bson_value_t *value);
 int64_t mkv_read_deleted_count(const bson_t *reply);
 char *mkv_key_from_id(bson_iter_t *iter);
+void mkv_keys_append_id(mkv_keys_t *keys, size_t *capacity, bson_iter_t *iter);
 
 /* handle.c */
 int mkv_enter_sync(mkv_t *db, const mkv_op_t *op, bson_error_t *error);

@@ -115,7 +115,6 @@ static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   bson_t filter = BSON_INITIALIZER;
   bson_t opts, projection;
   size_t capacity = 0;
-  char *key;
   int status = MKV_OK;
 
   bson_init(&opts);
@@ -127,9 +126,7 @@ static int run_all(mkv_t *db, mongoc_collection_t *coll, mkv_op_t *op,
   while (mongoc_cursor_next(cursor, &doc)) {
     if (!bson_iter_init_find(&iter, doc, "_id"))
       continue;
-    key = mkv_key_from_id(&iter);
-    mkv_keys_append(&op->keys, &capacity, key, strlen(key));
-    bson_free(key);
+    mkv_keys_append_id(&op->keys, &capacity, &iter);
   }
   if (mongoc_cursor_error(cursor, &cause)) {
     status = mkv_error_from_mongoc(db, op, error, &cause);
