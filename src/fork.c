@@ -5,11 +5,18 @@
  * point rejects a handle from another generation.
  */
 #include <stdatomic.h>
+#include <unistd.h>
 
 #include "mkv-private.h"
 
 /* Bumped in each child of fork(), so it differs from the parent's value. */
 static atomic_uint process_generation;
+
+/*
+ * Set when pthread_atfork() failed (it fails only with ENOMEM). Handles are
+ * then told apart by process ID, which costs a system call per operation.
+ */
+static atomic_bool watch_failed;
 
 /* Handles closed in a child, kept so that their memory stays reachable. */
 static _Atomic(mkv_t *) abandoned_handles;
@@ -24,11 +31,8 @@ static void on_fork_child(void) {
  * generation.
  */
 void mkv_fork_watch(void) {
-  /*
-   * NOTE: pthread_atfork() fails only with ENOMEM, and then no child is
-   * detected: a child's calls on its parent's handle use the parent's pool.
-   */
-  (void)pthread_atfork(NULL, NULL, on_fork_child);
+  if (pthread_atfork(NULL, NULL, on_fork_child) != 0)
+    atomic_store(&watch_failed, true);
 }
 
 unsigned mkv_process_generation(void) {
@@ -36,7 +40,10 @@ unsigned mkv_process_generation(void) {
 }
 
 bool mkv_opened_in_parent(const mkv_t *db) {
-  return db->generation != mkv_process_generation();
+  if (db->generation != mkv_process_generation())
+    return true;
+  return atomic_load_explicit(&watch_failed, memory_order_relaxed) &&
+         db->pid != getpid();
 }
 
 int mkv_check_process(const mkv_t *db, const char *what, bson_error_t *error) {

@@ -290,6 +290,7 @@ int mkv_open(mkv_t **db_out, const char *uri_string,
 
   db = bson_malloc0(sizeof *db);
   db->generation = mkv_process_generation();
+  db->pid = getpid();
   pthread_mutex_init(&db->mutex, NULL);
   db->db_name = bson_strdup(options != NULL && options->db_name != NULL
                                 ? options->db_name
