@@ -622,3 +622,15 @@ void test_nest_documents(bson_t *out, int levels) {
   }
   bson_steal(out, &inner);
 }
+
+void test_record_result(mkv_t *db, const mkv_result_t *result, void *data) {
+  test_record_t *record = data;
+
+  (void)db;
+  record->calls++;
+  record->status = result->status;
+  if (result->error != NULL) {
+    bson_strncpy(record->message, result->error->message,
+                 sizeof record->message);
+  }
+}

@@ -176,6 +176,16 @@ int test_closed_port(void);
  */
 unsigned test_default_max_in_flight(void);
 
+/* One async callback's outcome, filled by test_record_result(). */
+typedef struct {
+  int calls;  /* how many times the callback ran */
+  int status; /* the last status */
+  char message[sizeof(((bson_error_t *)0)->message)]; /* the last message */
+} test_record_t;
+
+/* Records a callback's outcome into the test_record_t that `data` names. */
+void test_record_result(mkv_t *db, const mkv_result_t *result, void *data);
+
 /* Returns a monotonic time in milliseconds. */
 uint64_t test_now_ms(void);
 

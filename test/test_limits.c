@@ -29,20 +29,6 @@
 /* The length of an ObjectId key as hexadecimal text. */
 #define AUTO_KEY_LEN 24
 
-/* One callback's outcome. */
-typedef struct {
-  int calls;
-  int status;
-} record_t;
-
-static void record_result(mkv_t *db, const mkv_result_t *result, void *data) {
-  record_t *record = data;
-
-  (void)db;
-  record->calls++;
-  record->status = result->status;
-}
-
 /* Returns the maximum length of a string value stored with a key. */
 static size_t max_string_len(size_t key_len) {
   return DOCUMENT_LIMIT - STRING_DOCUMENT_OVERHEAD - key_len;
@@ -101,11 +87,11 @@ static void string_at_size_limit_async(void **state) {
   char *fits = make_text(max_string_len(1), 'c');
   char *over = make_text(max_string_len(1) + 1, 'd');
   bson_value_t value = mkv_str(fits);
-  record_t stored = {0};
-  record_t rejected = {0};
+  test_record_t stored = {0};
+  test_record_t rejected = {0};
 
   CHECK_OK(mkv_set_async(fixture->db, &fixture->loop, "k", &value,
-                         record_result, &stored),
+                         test_record_result, &stored),
            NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   assert_int_equal(stored.calls, 1);
@@ -114,7 +100,7 @@ static void string_at_size_limit_async(void **state) {
   value = mkv_str(over);
   CHECK_STATUS(MKV_EINVAL,
                mkv_set_async(fixture->db, &fixture->loop, "k", &value,
-                             record_result, &rejected),
+                             test_record_result, &rejected),
                NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   assert_int_equal(rejected.calls, 0);
@@ -188,7 +174,7 @@ static void key_at_length_limit(void **state) {
   bson_value_t value = mkv_null();
   bson_value_t read = {0};
   bson_error_t error = {0};
-  record_t record = {0};
+  test_record_t record = {0};
   bool removed = true;
 
   /* The first MAX_KEY_LEN bytes are a key of the maximum length. */
@@ -210,15 +196,15 @@ static void key_at_length_limit(void **state) {
 
   CHECK_STATUS(MKV_EINVAL,
                mkv_set_async(fixture->db, &fixture->loop, key, &value,
-                             record_result, &record),
+                             test_record_result, &record),
                NULL);
-  CHECK_STATUS(
-      MKV_EINVAL,
-      mkv_get_async(fixture->db, &fixture->loop, key, record_result, &record),
-      NULL);
   CHECK_STATUS(MKV_EINVAL,
-               mkv_remove_async(fixture->db, &fixture->loop, key, record_result,
-                                &record),
+               mkv_get_async(fixture->db, &fixture->loop, key,
+                             test_record_result, &record),
+               NULL);
+  CHECK_STATUS(MKV_EINVAL,
+               mkv_remove_async(fixture->db, &fixture->loop, key,
+                                test_record_result, &record),
                NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   assert_int_equal(record.calls, 0);
@@ -238,7 +224,7 @@ static void nesting_at_depth_limit(void **state) {
   bson_value_t allowed, rejected;
   bson_value_t read = {0};
   bson_error_t error = {0};
-  record_t record = {0};
+  test_record_t record = {0};
 
   test_nest_documents(&deepest, MAX_NESTING - 1);
   test_nest_documents(&too_deep, MAX_NESTING);
@@ -247,7 +233,7 @@ static void nesting_at_depth_limit(void **state) {
 
   CHECK_OK(mkv_set(fixture->db, "sync", &allowed, NULL, &error), &error);
   CHECK_OK(mkv_set_async(fixture->db, &fixture->loop, "async", &allowed,
-                         record_result, &record),
+                         test_record_result, &record),
            NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   assert_int_equal(record.calls, 1);
@@ -258,7 +244,7 @@ static void nesting_at_depth_limit(void **state) {
   assert_non_null(strstr(error.message, "levels"));
   CHECK_STATUS(MKV_EINVAL,
                mkv_set_async(fixture->db, &fixture->loop, "async", &rejected,
-                             record_result, &record),
+                             test_record_result, &record),
                NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   assert_int_equal(record.calls, 1);
@@ -307,7 +293,7 @@ static void field_name_with_nul(void **state) {
   bson_value_t value = {0};
   bson_value_t read = {0};
   bson_error_t error = {0};
-  record_t record = {0};
+  test_record_t record = {0};
 
   CHECK_OK(mkv_set(fixture->db, "k", &earlier, NULL, &error), &error);
   value.value_type = BSON_TYPE_DOCUMENT;
@@ -319,7 +305,7 @@ static void field_name_with_nul(void **state) {
   assert_non_null(strstr(error.message, "malformed"));
   CHECK_STATUS(MKV_EINVAL,
                mkv_set_async(fixture->db, &fixture->loop, "k", &value,
-                             record_result, &record),
+                             test_record_result, &record),
                NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
   assert_int_equal(record.calls, 0);

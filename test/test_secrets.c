@@ -108,25 +108,6 @@ static void check_failure(int status, const bson_error_t *error) {
   assert_log_clean();
 }
 
-/* One async callback's outcome. */
-typedef struct {
-  int calls;
-  int status;
-  char message[sizeof(((bson_error_t *)0)->message)];
-} record_t;
-
-static void record_result(mkv_t *db, const mkv_result_t *result, void *data) {
-  record_t *record = data;
-
-  (void)db;
-  record->calls++;
-  record->status = result->status;
-  if (result->error != NULL) {
-    bson_strncpy(record->message, result->error->message,
-                 sizeof record->message);
-  }
-}
-
 /*
  * Runs every operation on fixture->db, sync and then async, and asserts
  * that each fails with `expected` and that nothing shows a secret.
@@ -134,7 +115,7 @@ static void record_result(mkv_t *db, const mkv_result_t *result, void *data) {
 static void check_every_operation(test_fixture_t *fixture, int expected) {
   enum { SET, SET_AUTO, GET, REMOVE, ALL, PURGE, PING, COUNT };
   bson_value_t value = mkv_str("v");
-  record_t records[COUNT];
+  test_record_t records[COUNT];
   bson_value_t read = {0};
   bson_error_t error = {0};
   mkv_keys_t keys = {0};
@@ -159,17 +140,21 @@ static void check_every_operation(test_fixture_t *fixture, int expected) {
   check_failure(expected, &error);
 
   memset(records, 0, sizeof records);
-  CHECK_OK(mkv_set_async(db, loop, "k", &value, record_result, &records[SET]),
+  CHECK_OK(
+      mkv_set_async(db, loop, "k", &value, test_record_result, &records[SET]),
+      NULL);
+  CHECK_OK(mkv_set_async(db, loop, NULL, &value, test_record_result,
+                         &records[SET_AUTO]),
+           NULL);
+  CHECK_OK(mkv_get_async(db, loop, "k", test_record_result, &records[GET]),
            NULL);
   CHECK_OK(
-      mkv_set_async(db, loop, NULL, &value, record_result, &records[SET_AUTO]),
+      mkv_remove_async(db, loop, "k", test_record_result, &records[REMOVE]),
       NULL);
-  CHECK_OK(mkv_get_async(db, loop, "k", record_result, &records[GET]), NULL);
-  CHECK_OK(mkv_remove_async(db, loop, "k", record_result, &records[REMOVE]),
+  CHECK_OK(mkv_all_async(db, loop, test_record_result, &records[ALL]), NULL);
+  CHECK_OK(mkv_purge_async(db, loop, test_record_result, &records[PURGE]),
            NULL);
-  CHECK_OK(mkv_all_async(db, loop, record_result, &records[ALL]), NULL);
-  CHECK_OK(mkv_purge_async(db, loop, record_result, &records[PURGE]), NULL);
-  CHECK_OK(mkv_ping_async(db, loop, record_result, &records[PING]), NULL);
+  CHECK_OK(mkv_ping_async(db, loop, test_record_result, &records[PING]), NULL);
   test_run_loop(fixture, TEST_LOOP_TIMEOUT_MS);
 
   for (int i = 0; i < COUNT; i++) {
