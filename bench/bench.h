@@ -13,7 +13,8 @@
 #include <mkv.h>
 #include <mongoc/mongoc.h>
 
-/* Where every benchmark keeps its keys, apart from the test collections. */
+/* The database and collection of the benchmarks' keys, apart from the tests'.
+ */
 #define BENCH_DB_NAME "mkv_bench"
 #define BENCH_COLLECTION "kv"
 

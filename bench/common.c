@@ -49,7 +49,7 @@ void bench_key(char *out, size_t size, uint64_t index) {
  * Returns the index of the key that operation `op_index` works on. remove
  * deletes each loaded key once, in order. set and get step through the
  * loaded keys by a prime stride, so a short run still touches keys from
- * the whole collection: a server that scans for a key from the start then
+ * the whole collection. A server that scans for a key from the start then
  * scans half of it on average, not only the part that a short run reaches.
  */
 uint64_t bench_key_index(const bench_config_t *config, uint64_t op_index) {

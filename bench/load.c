@@ -7,7 +7,7 @@
 
 #include "bench.h"
 
-/* Returns a client that has answered a ping, or NULL after printing why. */
+/* Returns a client that replied to a ping, or NULL after printing the error. */
 mongoc_client_t *bench_client_new(const char *uri) {
   bson_t ping = BSON_INITIALIZER;
   bson_error_t error;

@@ -162,16 +162,16 @@ def idle_loop_text(data):
         parts.append("p99 %.0f µs and max %.0f µs with UV_THREADPOOL_SIZE=%d"
                      % (idle["stall_p99_us"], idle["stall_max_us"], pool))
     runs = [r for r in data["async"] if r["in_flight"] in (1, 256)]
-    one = [r["stall_p99_us"] for r in runs if r["in_flight"] == 1]
+    single = [r["stall_p99_us"] for r in runs if r["in_flight"] == 1]
     many = [r["stall_p99_us"] for r in runs if r["in_flight"] == 256]
     return ["", "The same timer on an idle loop, with no operation at all, "
-            "ran late by " + ", and ".join(parts) + ": that much of the "
+            "ran late by " + ", and ".join(parts) + ". That much of the "
             "stall is the machine's scheduling, not mkv's work on the loop "
             "thread. With one operation in flight, when the loop thread has "
             "almost nothing to do, the p99 stall averaged %.0f µs over the "
-            "rows above, and with 256 in flight %.0f µs: the loop thread "
-            "waits for a core that the server and the workers keep busy, "
-            "more than it works." % (sum(one) / len(one),
+            "rows above, and with 256 in flight %.0f µs. So the loop thread "
+            "waits for a core that the server and the workers keep busy "
+            "more than it works." % (sum(single) / len(single),
                                      sum(many) / len(many))]
 
 
@@ -223,7 +223,7 @@ def goals(data):
         for op in ["set", "get", "remove"]:
             a = find(data["async"], op=op, large=large, threadpool=16,
                      in_flight=64)["ops_per_s"]
-            one = find(data["sync"], impl="mkv", op=op, large=large,
+            single = find(data["sync"], impl="mkv", op=op, large=large,
                        threads=1)["ops_per_s"]
             best = max(r["ops_per_s"] for r in data["sync"]
                        if r["impl"] == "libmongoc" and r["op"] == op
@@ -231,7 +231,8 @@ def goals(data):
             case = "%s, %s, UV_THREADPOOL_SIZE=16" % (op, size_name(large))
             lines.append("| async 64 in flight ≥ 3× one sync thread | %s | "
                          "%.2f× (%.0f vs %.0f ops/s) | %s |"
-                         % (case, a / one, a, one, verdict(a >= 3 * one)))
+                         % (case, a / single, a, single,
+                            verdict(a >= 3 * single)))
             lines.append("| async 64 in flight ≥ 0.9× best libmongoc threads "
                          "| %s | %.2f× (%.0f vs %.0f ops/s) | %s |"
                          % (case, a / best, a, best, verdict(a >= 0.9 * best)))
@@ -282,20 +283,21 @@ def server_limit(data):
     rows = {r["keys"]: r for r in data["scaling"]}
     parts = ["%d keys: %.0f ops/s" % (k, rows[k]["ops_per_s"])
              for k in sorted(rows)]
-    one = find(data["sync"], impl="mkv", op="get", large=False, threads=1)
-    why = ""
+    single = find(data["sync"], impl="mkv", op="get", large=False, threads=1)
+    server_cause = ""
     if data["server"].startswith("FerretDB"):
-        why = (" FerretDB 1.24.2 with SQLite reads every document of the "
+        server_cause = (" FerretDB 1.24.2 with SQLite reads every document of the "
                "collection for a lookup by `_id`.")
     return [
         "One thread's get, small values, with the collection at " +
         ", ".join(parts) + ". The client's work does not change with the "
-        "collection's size, so any drop is the server's." + why + " A get from "
+        "collection's size, so any drop is the server's." + server_cause +
+        " A get from "
         "one thread took %.0f µs of wall time (p50) and %.1f µs of client "
         "CPU, so the client waited on the server for the rest. With %d "
         "cores shared by the client and the server, more threads or more "
         "operations in flight add little once the server's core is busy."
-        % (one["p50_us"], one["cpu_us_per_op"], os.cpu_count())]
+        % (single["p50_us"], single["cpu_us_per_op"], os.cpu_count())]
 
 
 def plot(data, out_dir):

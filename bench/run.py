@@ -55,8 +55,8 @@ class Runner:
         """Run one benchmark process and return the JSON object it prints."""
         env = dict(os.environ)
         env.update(env_extra or {})
-        shown = " ".join("%s=%s" % item for item in (env_extra or {}).items())
-        command = (shown + " " if shown else "") + " ".join(
+        env_text = " ".join("%s=%s" % item for item in (env_extra or {}).items())
+        command = (env_text + " " if env_text else "") + " ".join(
             shlex.quote(os.path.relpath(a) if os.path.isabs(a) else a)
             for a in argv)
         self.commands.append(command)

@@ -283,12 +283,12 @@ MKV_EXTERN void mkv_keys_destroy(mkv_keys_t *keys);
  * (NULL db or other required argument), MKV_ECONNECT (no server could be
  * selected in time, or the connection failed), MKV_ETIMEDOUT (the server
  * did not reply within socketTimeoutMS, or no pooled client came free
- * within waitQueueTimeoutMS; libmongoc 1.23 reports a timed-out and a
- * dropped connection alike, so a socket failure counts as a timeout when
- * its command ran for at least 90% of socketTimeoutMS), MKV_ESERVER
- * (the server rejected the operation; the error contains its code and
- * message), MKV_ECLOSED (the handle is closing), MKV_EFORKED (a child of
- * fork() called it on its parent's handle) and MKV_ENOMEM.
+ * within waitQueueTimeoutMS), MKV_ESERVER (the server rejected the
+ * operation; the error contains its code and message), MKV_ECLOSED (the
+ * handle is closing), MKV_EFORKED (a child of fork() called it on its
+ * parent's handle) and MKV_ENOMEM. libmongoc 1.23 reports a timed-out and
+ * a dropped connection alike, so a socket failure counts as MKV_ETIMEDOUT
+ * when its command ran for at least 90% of socketTimeoutMS.
  */
 
 /*

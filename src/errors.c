@@ -247,13 +247,13 @@ static int status_from_mongoc(const mkv_t *db, const mkv_op_t *op,
  * a wrong CA, or "... Failed certificate verification" for a host name
  * that the certificate does not name.
  */
-static bool message_says_tls_verify_failed(const char *message) {
+static bool is_tls_verify_failure(const char *message) {
   return strstr(message, "certificate verify failed") != NULL ||
          strstr(message, "Failed certificate verification") != NULL;
 }
 
 static const char *status_hint(int status, const bson_error_t *cause) {
-  if (status == MKV_ECONNECT && message_says_tls_verify_failed(cause->message))
+  if (status == MKV_ECONNECT && is_tls_verify_failure(cause->message))
     return "; TLS verification of the server's certificate failed: check "
            "that tlsCAFile in the URI names the CA that signed it, and that "
            "the certificate names the host in the URI";

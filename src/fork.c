@@ -46,14 +46,15 @@ bool mkv_opened_in_parent(const mkv_t *db) {
          db->pid != getpid();
 }
 
-int mkv_check_process(const mkv_t *db, const char *what, bson_error_t *error) {
+int mkv_check_process(const mkv_t *db, const char *op_description,
+                      bson_error_t *error) {
   if (!mkv_opened_in_parent(db))
     return MKV_OK;
   mkv_error_set(error, MKV_EFORKED,
                 "%s: the handle was opened in a parent process before fork(), "
                 "and its connections belong to that process; call mkv_close() "
                 "on it and open a new handle in this process with mkv_open()",
-                what);
+                op_description);
   return MKV_EFORKED;
 }
 

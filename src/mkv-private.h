@@ -149,7 +149,8 @@ void mkv_signal_close(mkv_t *db);
 void mkv_fork_watch(void);
 unsigned mkv_process_generation(void);
 bool mkv_opened_in_parent(const mkv_t *db);
-int mkv_check_process(const mkv_t *db, const char *what, bson_error_t *error);
+int mkv_check_process(const mkv_t *db, const char *op_description,
+                      bson_error_t *error);
 void mkv_abandon(mkv_t *db);
 
 /* ops.c */

@@ -539,9 +539,9 @@ static void describe_set(const char *key, char *out, size_t out_size) {
 }
 
 /*
- * Sets an MKV_EINVAL error that says where a set of `key` failed, then the
- * detail, and returns MKV_EINVAL. The description is written only here,
- * on failure, so a valid value costs no formatting.
+ * Sets an MKV_EINVAL error that names the set of `key` that failed, then
+ * the detail, and returns MKV_EINVAL. The description is formatted only
+ * here, on failure, so a valid value costs no formatting.
  */
 static int reject_value(bson_error_t *error, const char *key, const char *fmt,
                         ...) BSON_GNUC_PRINTF(3, 4);

@@ -60,7 +60,7 @@ static void child_fail(child_report_t *report, const char *fmt, ...) {
 /*
  * Checks in the child that a call returned MKV_EFORKED, with the error's
  * domain and code set to match, and a message that names the operation and
- * tells the caller to open a new handle.
+ * asks for a new handle.
  */
 static void child_expect_forked(child_report_t *report, const char *call,
                                 int status, const bson_error_t *error,

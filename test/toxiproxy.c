@@ -29,10 +29,10 @@ typedef struct {
 
 /*
  * Parses MKV_TEST_TOXIPROXY, which must be an IPv4 address and a port.
- * Returns false, with the reason in `why`, when it is not.
+ * Returns false, with the cause written to `reason`, when it is not.
  */
-static bool parse_api_address(struct sockaddr_in *address, char *why,
-                              size_t why_size) {
+static bool parse_api_address(struct sockaddr_in *address, char *reason,
+                              size_t reason_size) {
   const char *text = getenv("MKV_TEST_TOXIPROXY");
   char host[64];
   const char *colon;
@@ -40,12 +40,13 @@ static bool parse_api_address(struct sockaddr_in *address, char *why,
   long port;
 
   if (text == NULL || text[0] == '\0') {
-    snprintf(why, why_size, "MKV_TEST_TOXIPROXY is not set");
+    snprintf(reason, reason_size, "MKV_TEST_TOXIPROXY is not set");
     return false;
   }
   colon = strrchr(text, ':');
   if (colon == NULL || (size_t)(colon - text) >= sizeof host) {
-    snprintf(why, why_size, "MKV_TEST_TOXIPROXY \"%s\" is not IPV4:PORT", text);
+    snprintf(reason, reason_size, "MKV_TEST_TOXIPROXY \"%s\" is not IPV4:PORT",
+             text);
     return false;
   }
   memcpy(host, text, (size_t)(colon - text));
@@ -57,7 +58,8 @@ static bool parse_api_address(struct sockaddr_in *address, char *why,
   address->sin_family = AF_INET;
   if (inet_pton(AF_INET, host, &address->sin_addr) != 1 || errno != 0 ||
       *end != '\0' || port < 1 || port > 65535) {
-    snprintf(why, why_size, "MKV_TEST_TOXIPROXY \"%s\" is not IPV4:PORT", text);
+    snprintf(reason, reason_size, "MKV_TEST_TOXIPROXY \"%s\" is not IPV4:PORT",
+             text);
     return false;
   }
   address->sin_port = htons((uint16_t)port);
@@ -65,22 +67,22 @@ static bool parse_api_address(struct sockaddr_in *address, char *why,
 }
 
 /* Opens a connection to the API with send and receive timeouts. */
-static int connect_api(char *why, size_t why_size) {
+static int connect_api(char *reason, size_t reason_size) {
   struct timeval timeout = {.tv_sec = REQUEST_TIMEOUT_S};
   struct sockaddr_in address;
   int fd;
 
-  if (!parse_api_address(&address, why, why_size))
+  if (!parse_api_address(&address, reason, reason_size))
     return -1;
   fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) {
-    snprintf(why, why_size, "socket() failed: %s", strerror(errno));
+    snprintf(reason, reason_size, "socket() failed: %s", strerror(errno));
     return -1;
   }
   if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout) != 0 ||
       setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout) != 0 ||
       connect(fd, (struct sockaddr *)&address, sizeof address) != 0) {
-    snprintf(why, why_size, "connecting to Toxiproxy at %s failed: %s",
+    snprintf(reason, reason_size, "connecting to Toxiproxy at %s failed: %s",
              getenv("MKV_TEST_TOXIPROXY"), strerror(errno));
     close(fd);
     return -1;
@@ -148,16 +150,17 @@ static bool parse_response(const char *raw, api_response_t *response) {
 
 /*
  * Sends one request with an optional JSON body and reads the reply.
- * Returns false, with the reason in `why`, when no HTTP reply came.
+ * Returns false, with the reason in `reason`, when no HTTP reply came.
  */
 static bool api_request(const char *method, const char *path, const char *json,
-                        api_response_t *response, char *why, size_t why_size) {
+                        api_response_t *response, char *reason,
+                        size_t reason_size) {
   size_t body_len = json != NULL ? strlen(json) : 0;
   char *request;
   char *raw;
   size_t raw_len = 0;
   bool ok = false;
-  int fd = connect_api(why, why_size);
+  int fd = connect_api(reason, reason_size);
 
   if (fd < 0)
     return false;
@@ -170,15 +173,15 @@ static bool api_request(const char *method, const char *path, const char *json,
                                method, path, getenv("MKV_TEST_TOXIPROXY"),
                                body_len, json != NULL ? json : "");
   if (!send_all(fd, request, strlen(request))) {
-    snprintf(why, why_size, "%s %s: sending the request failed: %s", method,
-             path, strerror(errno));
+    snprintf(reason, reason_size, "%s %s: sending the request failed: %s",
+             method, path, strerror(errno));
   } else if ((raw = receive_all(fd, &raw_len)) == NULL) {
-    snprintf(why, why_size, "%s %s: reading the reply failed: %s", method, path,
-             strerror(errno));
+    snprintf(reason, reason_size, "%s %s: reading the reply failed: %s", method,
+             path, strerror(errno));
   } else {
     ok = parse_response(raw, response);
     if (!ok)
-      snprintf(why, why_size,
+      snprintf(reason, reason_size,
                "%s %s: the reply is not HTTP/1.1 with a body: "
                "\"%.200s\"",
                method, path, raw);
@@ -194,10 +197,10 @@ static api_response_t api_call(const char *method, const char *path,
                                const bson_t *body, int expected) {
   api_response_t response = {0};
   char *json = body != NULL ? bson_as_relaxed_extended_json(body, NULL) : NULL;
-  char why[512];
+  char reason[512];
 
-  if (!api_request(method, path, json, &response, why, sizeof why))
-    fail_msg("Toxiproxy API: %s", why);
+  if (!api_request(method, path, json, &response, reason, sizeof reason))
+    fail_msg("Toxiproxy API: %s", reason);
   if (response.status != expected)
     fail_msg("Toxiproxy API: %s %s returned HTTP %d, expected %d: %s", method,
              path, response.status, expected, response.body);
@@ -207,13 +210,13 @@ static api_response_t api_call(const char *method, const char *path,
 
 int toxiproxy_check_environment(void) {
   api_response_t response = {0};
-  char why[512];
+  char reason[512];
 
-  if (!api_request("GET", "/version", NULL, &response, why, sizeof why)) {
+  if (!api_request("GET", "/version", NULL, &response, reason, sizeof reason)) {
     fprintf(stderr,
             "%s. Set MKV_TEST_TOXIPROXY to 127.0.0.1:PORT of a running "
             "toxiproxy-server (scripts/dev test starts one).\n",
-            why);
+            reason);
     return 1;
   }
   bson_free(response.body);
@@ -282,14 +285,15 @@ void toxiproxy_create(test_proxy_t *proxy, const char *name) {
   bson_free(upstream);
 }
 
-/* Sends a DELETE and returns whether it got HTTP 204, printing why not. */
+/* Sends a DELETE and returns whether it got HTTP 204, printing reason not. */
 static bool api_delete(const char *path) {
   api_response_t response = {0};
-  char why[512];
-  bool deleted = api_request("DELETE", path, NULL, &response, why, sizeof why);
+  char reason[512];
+  bool deleted =
+      api_request("DELETE", path, NULL, &response, reason, sizeof reason);
 
   if (!deleted)
-    fprintf(stderr, "Toxiproxy API: %s\n", why);
+    fprintf(stderr, "Toxiproxy API: %s\n", reason);
   else if (response.status != 204)
     fprintf(stderr, "Toxiproxy API: DELETE %s returned HTTP %d: %s\n", path,
             response.status, response.body);

@@ -22,7 +22,7 @@ typedef struct {
 
 /*
  * Checks that MKV_TEST_TOXIPROXY is set to 127.0.0.1:PORT and that the
- * Toxiproxy API there replies. Returns 0, or prints why not and returns 1.
+ * Toxiproxy API there replies. Returns 0, or prints the cause and returns 1.
  */
 int toxiproxy_check_environment(void);
 
